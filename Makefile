@@ -1,0 +1,28 @@
+# hull: `make setup` prepares a machine and builds, `make test` runs every check CI runs.
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+
+.PHONY: all build setup run test lint unit
+
+all: build
+
+build:
+	mkdir -p bin
+	$(GO) build -o bin/ ./cmd/...
+
+setup:
+	bash hack/setup.sh
+
+# run: start hulld on the default socket in the foreground (see README).
+run: build
+	bin/hulld
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet ./...
+	staticcheck ./...
+
+unit:
+	$(GO) test -count=1 -p 2 -timeout 40m ./...
+
+test: build lint unit
