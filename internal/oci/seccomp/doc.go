@@ -1,0 +1,28 @@
+// Package seccomp turns an OCI seccomp configuration (runtime-spec
+// specs.LinuxSeccomp) into a classic BPF program and installs it.
+//
+// The work is split in two on purpose:
+//
+//   - Compile runs in the runtime's parent process. It validates the profile
+//     and builds the filter with libseccomp (cgo), then exports the raw
+//     sock_filter array. Binaries built without cgo get ErrNotImplemented.
+//   - Load (and LoadListener) run in the container's init right before
+//     execve. They are pure syscalls (no libseccomp, no allocation-heavy
+//     work), so the init needs nothing but the program bytes the parent
+//     hands it.
+//
+// Semantics follow runc so that profiles written for runc/crun behave the
+// same: syscall names libseccomp does not know are ignored (a profile written
+// for a newer kernel still loads), several conditions on the same argument
+// index become separate rules (OR) while conditions on different indexes are
+// combined in one rule (AND), rules whose action equals the default action
+// are dropped, and SCMP_ACT_ERRNO/SCMP_ACT_TRACE without errnoRet use EPERM.
+// Unknown actions, architectures, operators and flags are rejected with
+// errdefs.ErrInvalidArgument naming the value.
+//
+// Newer syscalls a profile cannot name (because libseccomp predates them)
+// would hit the default action; when that default is an errno, Compile
+// prepends a small stub returning ENOSYS for syscall numbers above the
+// highest one the profile knows on each architecture, like runc does, so that
+// libc falls back to older syscalls instead of failing with EPERM.
+package seccomp
