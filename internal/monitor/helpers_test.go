@@ -1,0 +1,243 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const runcPath = "/usr/sbin/runc"
+
+// monitorBin is cmd/hull-monitor built once by TestMain: the tests run the
+// real binary, as hulld does.
+var monitorBin string
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("HULL_MONITOR_TEST_SPAWN"); spec != "" {
+		os.Exit(spawnerMain(spec))
+	}
+	dir, err := os.MkdirTemp("", "hull-monitor-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	monitorBin = filepath.Join(dir, "hull-monitor")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = "/usr/local/go/bin/go" // where these machines install it
+	}
+	out, err := exec.Command(goBin, "build", "-o", monitorBin, "hull/cmd/hull-monitor").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build hull-monitor: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// spawnerMain plays hulld in a separate process: it spawns a monitor, prints
+// the handle and waits to be killed.
+func spawnerMain(specJSON string) int {
+	var s Spec
+	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	h, err := Spawn(context.Background(), os.Getenv("HULL_MONITOR_TEST_BIN"), s)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	b, _ := json.Marshal(h)
+	fmt.Println(string(b))
+	select {}
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create containers")
+	}
+	if _, err := os.Stat(runcPath); err != nil {
+		t.Skipf("needs runc at %s", runcPath)
+	}
+}
+
+// makeBundle builds a bundle whose rootfs holds only a static busybox, from
+// `runc spec` with args and terminal replaced.
+func makeBundle(t *testing.T, terminal bool, args ...string) string {
+	t.Helper()
+	bundle := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, "/bin/busybox", filepath.Join(bundle, "rootfs", "bin", "busybox"))
+	if out, err := exec.Command(runcPath, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v: %s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["args"] = args
+	proc["terminal"] = terminal
+	proc["env"] = []string{"PATH=/bin", "TERM=xterm"}
+	b, err = json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Skipf("needs %s: %v", from, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newSpec returns a runc Spec for bundle with a fresh id, runtime root, state
+// dir and log path, and registers the cleanup of the container and of any
+// monitor still running.
+func newSpec(t *testing.T, bundle string) Spec {
+	t.Helper()
+	base := t.TempDir()
+	id := fmt.Sprintf("hull-mon-%d-%d", os.Getpid(), time.Now().UnixNano())
+	s := Spec{
+		ID:          id,
+		Bundle:      bundle,
+		LogPath:     filepath.Join(base, "logs", "c.log"),
+		RuntimeType: RuntimeOCI,
+		RuntimePath: runcPath,
+		RuntimeRoot: filepath.Join(base, "runc"),
+		StateDir:    filepath.Join(base, "state"),
+	}
+	t.Cleanup(func() { cleanupContainer(t, s) })
+	return s
+}
+
+func cleanupContainer(t *testing.T, s Spec) {
+	var st state
+	if readJSON(filepath.Join(s.StateDir, stateFile), &st) == nil && alive(st.MonitorPID, st.MonitorStart) {
+		_ = syscall.Kill(st.MonitorPID, syscall.SIGKILL)
+	}
+	if out, err := runc(s, "delete", "--force", s.ID); err != nil && !strings.Contains(out, "does not exist") && !strings.Contains(out, "not exist") {
+		t.Logf("runc delete %s: %v: %s", s.ID, err, out)
+	}
+}
+
+func runc(s Spec, args ...string) (string, error) {
+	out, err := exec.Command(runcPath, append([]string{"--root", s.RuntimeRoot}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func mustRunc(t *testing.T, s Spec, args ...string) {
+	t.Helper()
+	if out, err := runc(s, args...); err != nil {
+		t.Fatalf("runc %v: %v: %s", args, err, out)
+	}
+}
+
+// waitFor polls cond until it holds; the generous limit only bounds a broken
+// run, it asserts nothing about speed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fileContains(path, substr string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(b), substr)
+}
+
+// logHas reports whether the CRI log at path has a record of stream with tag
+// and message msg, checking the record's format on the way.
+func logHas(t *testing.T, path, stream, tag, msg string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	// Only complete records: a concurrent read may catch a write mid-way.
+	text := string(b)
+	text = text[:strings.LastIndexByte(text, '\n')+1]
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.SplitN(line, " ", 4)
+		if len(f) != 4 {
+			t.Fatalf("log line %q is not CRI format", line)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
+			t.Fatalf("log line %q: timestamp: %v", line, err)
+		}
+		if f[1] == stream && f[2] == tag && f[3] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+func vmRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		}
+	}
+	return "?"
+}
+
+// processesMentioning lists pids whose command line contains s.
+func processesMentioning(s string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}

@@ -1,0 +1,247 @@
+package monitor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"hull/internal/errdefs"
+)
+
+// TestSurvivesSpawnerKill is the main life cycle: a separate "hulld" process
+// spawns the monitor, output reaches the CRI log, kill -9 of that process
+// leaves monitor and container running, a fresh Attach feeds stdin and reads
+// output, and the exit code lands in the exit file.
+func TestSurvivesSpawnerKill(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c",
+		`echo hello; echo oops >&2; read x; echo "got $x"; echo "err $x" >&2; exit 7`)
+	s := newSpec(t, bundle)
+	s.Stdin = true
+
+	specJSON, _ := json.Marshal(s)
+	spawner := exec.Command(os.Args[0], "-test.run=^$")
+	spawner.Env = append(os.Environ(), "HULL_MONITOR_TEST_SPAWN="+string(specJSON), "HULL_MONITOR_TEST_BIN="+monitorBin)
+	stdout, err := spawner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spawner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = spawner.Process.Kill(); _ = spawner.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("spawner: %v", err)
+	}
+	var spawned Handle
+	if err := json.Unmarshal([]byte(line), &spawned); err != nil {
+		t.Fatalf("spawner said %q", line)
+	}
+	if spawned.InitPID <= 0 || spawned.MonitorPID <= 0 {
+		t.Fatalf("spawner handle %+v", spawned)
+	}
+	if st, _ := runc(s, "state", s.ID); !strings.Contains(st, `"created"`) {
+		t.Fatalf("runc state after Spawn: %s", st)
+	}
+	mustRunc(t, s, "start", s.ID)
+	waitFor(t, "hello in the log", func() bool { return logHas(t, s.LogPath, "stdout", "F", "hello") })
+	waitFor(t, "oops in the log", func() bool { return logHas(t, s.LogPath, "stderr", "F", "oops") })
+
+	// hulld dies hard.
+	if err := spawner.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = spawner.Wait()
+
+	h, err := Attach(s.StateDir)
+	if err != nil {
+		t.Fatalf("Attach after spawner kill: %v", err)
+	}
+	if h.MonitorPID != spawned.MonitorPID || h.InitPID != spawned.InitPID {
+		t.Fatalf("Attach found %+v, Spawn reported %+v", h, spawned)
+	}
+	if err := syscall.Kill(h.InitPID, 0); err != nil {
+		t.Fatalf("container init %d after spawner kill: %v", h.InitPID, err)
+	}
+	t.Logf("monitor %d VmRSS with a running container: %s", h.MonitorPID, vmRSS(h.MonitorPID))
+	if _, err := ReadExit(s.StateDir); !errdefs.IsNotFound(err) {
+		t.Fatalf("ReadExit while running: %v, want not found", err)
+	}
+	if err := h.Resize(80, 24); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("Resize without a terminal: %v, want failed precondition", err)
+	}
+
+	var out, errOut bytes.Buffer
+	if err := h.AttachStreams(strings.NewReader("world\n"), &out, &errOut); err != nil {
+		t.Fatalf("AttachStreams: %v", err)
+	}
+	if out.String() != "got world\n" || errOut.String() != "err world\n" {
+		t.Fatalf("attach stdout %q stderr %q", out.String(), errOut.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := h.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if e.Code != 7 || e.Signal != 0 || e.At.IsZero() {
+		t.Fatalf("exit %+v, want code 7", e)
+	}
+	fe, err := ReadExit(s.StateDir)
+	if err != nil || fe.Code != 7 {
+		t.Fatalf("exit file %+v, %v", fe, err)
+	}
+	if !logHas(t, s.LogPath, "stdout", "F", "got world") || !logHas(t, s.LogPath, "stderr", "F", "err world") {
+		b, _ := os.ReadFile(s.LogPath)
+		t.Fatalf("log lacks the attached session's output:\n%s", b)
+	}
+	waitFor(t, "monitor exit", func() bool { return !h.Alive() })
+	if _, err := Attach(s.StateDir); !errdefs.IsNotFound(err) {
+		t.Fatalf("Attach after exit: %v, want not found", err)
+	}
+}
+
+// TestSignalExitReopenLongStateDir: a container killed by SIGKILL exits 137;
+// ReopenLog switches to a new file after rotation; a state dir whose socket
+// path exceeds sun_path still works.
+func TestSignalExitReopenLongStateDir(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c", `i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.05; done`)
+	s := newSpec(t, bundle)
+	s.StateDir = filepath.Join(s.StateDir, strings.Repeat("d", 60), strings.Repeat("e", 60))
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	mustRunc(t, s, "start", s.ID)
+	waitFor(t, "tick in the log", func() bool { return fileContains(s.LogPath, " stdout F tick ") })
+
+	rotated := s.LogPath + ".1"
+	if err := os.Rename(s.LogPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReopenLog(); err != nil {
+		t.Fatalf("ReopenLog: %v", err)
+	}
+	waitFor(t, "tick in the reopened log", func() bool { return fileContains(s.LogPath, " stdout F tick ") })
+
+	mustRunc(t, s, "kill", s.ID, "KILL")
+	e, err := h.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if e.Code != 137 || e.Signal != int(syscall.SIGKILL) {
+		t.Fatalf("exit %+v, want 137 / signal 9", e)
+	}
+	waitFor(t, "monitor exit", func() bool { return !h.Alive() })
+	if _, err := os.Stat(filepath.Join(s.StateDir, ctlSocket)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("control socket left behind: %v", err)
+	}
+}
+
+// TestTerminal: the pty arrives through the console socket, Resize reaches
+// the container, output is logged as stdout and attach feeds the terminal.
+func TestTerminal(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, true, "/bin/busybox", "sh", "-c", `busybox stty size; read x; echo "tty:$x"; exit 3`)
+	s := newSpec(t, bundle)
+	s.StateDir = filepath.Join(s.StateDir, strings.Repeat("t", 100))
+	s.Terminal, s.Stdin, s.StdinOnce = true, true, true
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	if err := h.Resize(101, 37); err != nil {
+		t.Fatalf("Resize: %v", err)
+	}
+	mustRunc(t, s, "start", s.ID)
+	waitFor(t, "stty size in the log", func() bool { return fileContains(s.LogPath, " stdout F 37 101\r") })
+	var out bytes.Buffer
+	if err := h.AttachStreams(strings.NewReader("abc\n"), &out, nil); err != nil {
+		t.Fatalf("AttachStreams: %v", err)
+	}
+	if !strings.Contains(out.String(), "tty:abc") {
+		t.Fatalf("attach output %q lacks tty:abc", out.String())
+	}
+	e, err := h.Wait(ctx)
+	if err != nil || e.Code != 3 {
+		t.Fatalf("Wait: %+v, %v; want code 3", e, err)
+	}
+	if !fileContains(s.LogPath, " stdout F tty:abc\r") {
+		b, _ := os.ReadFile(s.LogPath)
+		t.Fatalf("log lacks tty:abc:\n%s", b)
+	}
+}
+
+// TestCreateFailure: the runtime's error text comes back from Spawn and no
+// monitor (or container) is left behind.
+func TestCreateFailure(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/nonexistent-binary")
+	s := newSpec(t, bundle)
+	_, err := Spawn(context.Background(), monitorBin, s)
+	if err == nil {
+		t.Fatal("Spawn of a bundle with a missing executable succeeded")
+	}
+	if !strings.Contains(err.Error(), "/nonexistent-binary") || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("Spawn error %q lacks the runtime's text", err)
+	}
+	if pids := processesMentioning(s.StateDir); len(pids) > 0 {
+		t.Fatalf("processes left behind: %v", pids)
+	}
+	if out, err := runc(s, "state", s.ID); err == nil {
+		t.Fatalf("container left behind: %s", out)
+	}
+	if _, err := Attach(s.StateDir); !errdefs.IsNotFound(err) {
+		t.Fatalf("Attach after failed create: %v, want not found", err)
+	}
+	if b, _ := os.ReadFile(s.LogPath); bytes.Contains(b, []byte("nonexistent")) {
+		t.Fatalf("runtime error leaked into the container log: %s", b)
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	good := Spec{ID: "c1", Bundle: "/b", StateDir: "/s", RuntimeType: RuntimeOCI, RuntimePath: "/usr/sbin/runc"}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid spec: %v", err)
+	}
+	for name, mutate := range map[string]func(*Spec){
+		"ID":          func(s *Spec) { s.ID = "" },
+		"ID ":         func(s *Spec) { s.ID = "../x" },
+		"Bundle":      func(s *Spec) { s.Bundle = "rel" },
+		"StateDir":    func(s *Spec) { s.StateDir = "" },
+		"LogPath":     func(s *Spec) { s.LogPath = "x.log" },
+		"RuntimeType": func(s *Spec) { s.RuntimeType = "kata" },
+		"RuntimePath": func(s *Spec) { s.RuntimePath = "runc" },
+		"StdinOnce":   func(s *Spec) { s.StdinOnce = true },
+	} {
+		s := good
+		mutate(&s)
+		err := s.Validate()
+		if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
+			t.Errorf("%s: %v, want invalid argument naming it", name, err)
+		}
+	}
+	if _, err := Spawn(context.Background(), "relative-monitor", good); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("relative monitor binary: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := ReadExit(dir); !errdefs.IsNotFound(err) {
+		t.Errorf("ReadExit of an empty dir: %v", err)
+	}
+	if _, err := Attach(dir); !errdefs.IsNotFound(err) {
+		t.Errorf("Attach of an empty dir: %v", err)
+	}
+}
