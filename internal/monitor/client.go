@@ -264,11 +264,19 @@ func (h *Handle) Resize(width, height uint16) error {
 // is copied until it returns EOF, which closes the container's stdin when the
 // Spec had StdinOnce.
 func (h *Handle) AttachStreams(stdin io.Reader, stdout, stderr io.Writer) error {
+	return h.AttachContext(context.Background(), stdin, stdout, stderr)
+}
+
+// AttachContext is AttachStreams that also ends when ctx is done (the remote
+// client went away), returning ctx's error.
+func (h *Handle) AttachContext(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer) error {
 	c, err := dialUnix(filepath.Join(h.StateDir, ctlSocket))
 	if err != nil {
 		return fmt.Errorf("monitor %d: attach: %s: %w", h.MonitorPID, err, errdefs.ErrUnavailable)
 	}
 	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	req := request{Op: opAttach, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}
 	if err := writeMsg(c, req); err != nil {
 		return fmt.Errorf("monitor %d: attach: %w", h.MonitorPID, err)
@@ -276,6 +284,9 @@ func (h *Handle) AttachStreams(stdin io.Reader, stdout, stderr io.Writer) error 
 	br := bufio.NewReader(c)
 	var resp response
 	if err := readMsg(br, &resp); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		return fmt.Errorf("monitor %d: attach: %s: %w", h.MonitorPID, err, errdefs.ErrUnavailable)
 	}
 	if err := resp.err(); err != nil {
@@ -290,6 +301,9 @@ func (h *Handle) AttachStreams(stdin io.Reader, stdout, stderr io.Writer) error 
 	buf := make([]byte, 32*1024)
 	for {
 		stream, p, err := readFrame(br, buf)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}

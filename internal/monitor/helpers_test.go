@@ -65,17 +65,23 @@ func spawnerMain(specJSON string) int {
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create containers")
+	if !rootWithRunc() {
+		t.Skipf("needs root and runc at %s to create containers", runcPath)
 	}
-	if _, err := os.Stat(runcPath); err != nil {
-		t.Skipf("needs runc at %s", runcPath)
-	}
+}
+
+func rootWithRunc() bool {
+	_, err := os.Stat(runcPath)
+	return os.Geteuid() == 0 && err == nil
 }
 
 // makeBundle builds a bundle whose rootfs holds only a static busybox, from
 // `runc spec` with args and terminal replaced.
 func makeBundle(t *testing.T, terminal bool, args ...string) string {
+	return makeBundleTB(t, terminal, args...)
+}
+
+func makeBundleTB(t testing.TB, terminal bool, args ...string) string {
 	t.Helper()
 	bundle := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(bundle, "rootfs", "bin"), 0o755); err != nil {
@@ -108,7 +114,7 @@ func makeBundle(t *testing.T, terminal bool, args ...string) string {
 	return bundle
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	in, err := os.Open(from)
 	if err != nil {
@@ -131,6 +137,10 @@ func copyFile(t *testing.T, from, to string) {
 // dir and log path, and registers the cleanup of the container and of any
 // monitor still running.
 func newSpec(t *testing.T, bundle string) Spec {
+	return newSpecTB(t, bundle)
+}
+
+func newSpecTB(t testing.TB, bundle string) Spec {
 	t.Helper()
 	base := t.TempDir()
 	id := fmt.Sprintf("hull-mon-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -147,7 +157,7 @@ func newSpec(t *testing.T, bundle string) Spec {
 	return s
 }
 
-func cleanupContainer(t *testing.T, s Spec) {
+func cleanupContainer(t testing.TB, s Spec) {
 	var st state
 	if readJSON(filepath.Join(s.StateDir, stateFile), &st) == nil && alive(st.MonitorPID, st.MonitorStart) {
 		_ = syscall.Kill(st.MonitorPID, syscall.SIGKILL)
@@ -216,17 +226,26 @@ func logHas(t *testing.T, path, stream, tag, msg string) bool {
 	return false
 }
 
-func vmRSS(pid int) string {
+// memOf returns VmRSS and RssAnon of pid in kB.
+func memOf(t *testing.T, pid int) (rss, anon int) {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return err.Error()
+		t.Fatal(err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		var v int
+		if n, _ := fmt.Sscanf(l, "VmRSS: %d kB", &v); n == 1 {
+			rss = v
+		}
+		if n, _ := fmt.Sscanf(l, "RssAnon: %d kB", &v); n == 1 {
+			anon = v
 		}
 	}
-	return "?"
+	if rss == 0 || anon == 0 {
+		t.Fatalf("no VmRSS/RssAnon in /proc/%d/status", pid)
+	}
+	return rss, anon
 }
 
 // processesMentioning lists pids whose command line contains s.

@@ -73,7 +73,13 @@ func TestSurvivesSpawnerKill(t *testing.T) {
 	if err := syscall.Kill(h.InitPID, 0); err != nil {
 		t.Fatalf("container init %d after spawner kill: %v", h.InitPID, err)
 	}
-	t.Logf("monitor %d VmRSS with a running container: %s", h.MonitorPID, vmRSS(h.MonitorPID))
+	rss, anon := memOf(t, h.MonitorPID)
+	t.Logf("monitor %d with a running container: VmRSS %d kB, RssAnon %d kB", h.MonitorPID, rss, anon)
+	// Text pages are shared by all monitors; what each one adds is its
+	// anonymous memory, which must stay small.
+	if anon > 4096 {
+		t.Errorf("monitor RssAnon %d kB exceeds 4 MiB", anon)
+	}
 	if _, err := ReadExit(s.StateDir); !errdefs.IsNotFound(err) {
 		t.Fatalf("ReadExit while running: %v, want not found", err)
 	}
@@ -135,6 +141,16 @@ func TestSignalExitReopenLongStateDir(t *testing.T) {
 		t.Fatalf("ReopenLog: %v", err)
 	}
 	waitFor(t, "tick in the reopened log", func() bool { return fileContains(s.LogPath, " stdout F tick ") })
+
+	// An attach session ends when its context does (the remote client left).
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := h.AttachContext(actx, nil, cancelOnWrite{cancel}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AttachContext after cancel: %v, want context.Canceled", err)
+	}
+	if !h.Alive() {
+		t.Fatal("monitor died with its attach client")
+	}
 
 	mustRunc(t, s, "kill", s.ID, "KILL")
 	e, err := h.Wait(ctx)
@@ -244,4 +260,12 @@ func TestSpecValidation(t *testing.T) {
 	if _, err := Attach(dir); !errdefs.IsNotFound(err) {
 		t.Errorf("Attach of an empty dir: %v", err)
 	}
+}
+
+// cancelOnWrite cancels a context on the first output it receives.
+type cancelOnWrite struct{ cancel context.CancelFunc }
+
+func (c cancelOnWrite) Write(p []byte) (int, error) {
+	c.cancel()
+	return len(p), nil
 }

@@ -142,8 +142,9 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSONAtomic writes v to path through a temporary file, fsync and rename,
-// so readers see either nothing or the whole file, even across a crash.
+// writeJSONAtomic writes v to path through a temporary file and a rename, so
+// concurrent readers see either nothing or the whole file. There is no fsync:
+// these files describe processes, which a machine crash takes with it.
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -155,9 +156,6 @@ func writeJSONAtomic(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
