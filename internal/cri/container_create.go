@@ -1,0 +1,147 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/cri/store"
+	"hull/internal/errdefs"
+	"hull/internal/monitor"
+)
+
+func (s *Service) containerDir(id string) string {
+	return filepath.Join(s.opts.State, "containers", id)
+}
+
+// CreateContainer creates a container in a ready pod: its rootfs from the
+// image, its OCI spec from the image config merged with the request, and a
+// hull-monitor that runs the runtime's create and owns the container's
+// stdio. Everything is undone when a step fails.
+func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, retErr error) {
+	cfg := r.GetConfig()
+	md := cfg.GetMetadata()
+	if md == nil || md.Name == "" {
+		return nil, fmt.Errorf("create container: metadata.name is required: %w", errdefs.ErrInvalidArgument)
+	}
+	ref := cfg.GetImage().GetImage()
+	if ref == "" {
+		return nil, fmt.Errorf("create container %q: image is required: %w", md.Name, errdefs.ErrInvalidArgument)
+	}
+	sb, err := s.store.Sandbox(r.GetPodSandboxId())
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
+	if sb.State != store.SandboxReady || !sb.Complete {
+		return nil, fmt.Errorf("create container %q: pod sandbox %s is not ready: %w", md.Name, sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	sbCfg := &runtimeapi.PodSandboxConfig{}
+	_ = unmarshal(sb.Config, sbCfg)
+	h, handler, err := s.handler(sb.RuntimeHandler)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.opts.Images.Get(ref)
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: image %q: %w", md.Name, ref, err)
+	}
+	id := newID()
+	dir := s.containerDir(id)
+	c := &store.Container{
+		ID: id, SandboxID: sb.ID, Name: md.Name, Attempt: md.Attempt, Config: marshal(cfg),
+		Labels: cfg.Labels, Annotations: cfg.Annotations, Image: ref, ImageID: img.ID, ImageRef: img.ID,
+		RuntimeHandler: handler, Bundle: filepath.Join(dir, "bundle"), MonitorDir: filepath.Join(dir, "monitor"),
+		LogPath: logPath(sbCfg, cfg), State: store.ContainerCreated, CreatedAt: nowNanos(),
+		StopSignal: img.Config.StopSignal,
+	}
+	if len(img.RepoDigests) > 0 {
+		c.ImageRef = img.RepoDigests[0]
+	}
+	if err := s.store.AddContainer(c); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	defer func() {
+		if retErr != nil {
+			s.cleanupContainer(context.WithoutCancel(ctx), c, h)
+			_ = s.store.DeleteContainer(id)
+			s.locks.forget(id)
+		}
+	}()
+	rootfs := filepath.Join(c.Bundle, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
+	rf, err := s.opts.Images.PrepareRootfs(id, img.ID)
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: rootfs: %w", md.Name, err)
+	}
+	if err := rf.Mount(rootfs); err != nil {
+		return nil, fmt.Errorf("create container %q: mount rootfs: %w", md.Name, err)
+	}
+	hostname := ""
+	if b, err := os.ReadFile(hostnamePath(sb.Dir)); err == nil {
+		hostname = string(trimNL(b))
+	}
+	spec, err := s.buildSpec(specInput{id: id, sb: sb, sbCfg: sbCfg, cfg: cfg, img: img.Config, rootfs: rootfs, hostname: hostname})
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: encode spec: %w", md.Name, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Bundle, "config.json"), data, 0o600); err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
+	if c.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return nil, fmt.Errorf("create container %q: log directory: %w", md.Name, err)
+		}
+	}
+	info := h.Info()
+	mh, err := monitor.Spawn(ctx, s.opts.MonitorPath, monitor.Spec{
+		ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: cfg.GetTty(),
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdin() && cfg.GetStdinOnce(),
+		RuntimeType: info.Type, RuntimePath: info.Path, RuntimeRoot: info.Root, StateDir: c.MonitorDir,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
+	s.mu.Lock()
+	s.monitors[id] = mh
+	s.mu.Unlock()
+	c.Pid, c.MonitorPID, c.Complete = mh.InitPID, mh.MonitorPID, true
+	if _, err := s.store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
+		return nil, err
+	}
+	s.emit(id, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// logPath is the pod's log directory joined with the container's log path.
+func logPath(sbCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) string {
+	p := cfg.GetLogPath()
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) && sbCfg.GetLogDirectory() == "" {
+		return filepath.Clean(p)
+	}
+	if sbCfg.GetLogDirectory() == "" {
+		return ""
+	}
+	return filepath.Join(sbCfg.GetLogDirectory(), filepath.Clean("/"+p))
+}

@@ -1,0 +1,94 @@
+package cri
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"hull/internal/cri/store"
+	"hull/internal/errdefs"
+)
+
+// startPause starts hull-pause (next to hulld) as pid 1 of a new pid
+// namespace for a pod that shares one pid namespace between its containers.
+// It returns the pid, its start time (to tell it from a reused pid after a
+// restart) and the namespace path containers join.
+func (s *Service) startPause(sb *store.Sandbox) (int, uint64, string, error) {
+	bin := filepath.Join(filepath.Dir(s.opts.MonitorPath), "hull-pause")
+	if _, err := os.Stat(bin); err != nil {
+		return 0, 0, "", fmt.Errorf("pause binary %s: %w", bin, errdefs.ErrFailedPrecondition)
+	}
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, "", fmt.Errorf("start %s: %w", bin, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it when it exits while this hulld runs.
+	go func() { _ = cmd.Wait() }()
+	st, err := procStartTime(pid)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return 0, 0, "", err
+	}
+	return pid, st, fmt.Sprintf("/proc/%d/ns/pid", pid), nil
+}
+
+// stopPause stops the pod's pause process if it is still the one we started.
+func (s *Service) stopPause(sb *store.Sandbox) {
+	if sb.PausePID <= 0 {
+		return
+	}
+	if st, err := procStartTime(sb.PausePID); err != nil || st != sb.PauseStartTime {
+		return
+	}
+	_ = syscall.Kill(sb.PausePID, syscall.SIGKILL)
+	for i := 0; i < 100; i++ {
+		if st, err := procStartTime(sb.PausePID); err != nil || st != sb.PauseStartTime || procZombie(sb.PausePID) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pauseAlive reports whether the pod's pause process still runs.
+func pauseAlive(sb *store.Sandbox) bool {
+	st, err := procStartTime(sb.PausePID)
+	return err == nil && st == sb.PauseStartTime && !procZombie(sb.PausePID)
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name.
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, errdefs.ErrNotFound)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("process %d: bad stat line", pid)
+	}
+	return strings.Fields(s[i+1:]), nil
+}
+
+// procStartTime is field 22 of /proc/pid/stat (clock ticks since boot).
+func procStartTime(pid int) (uint64, error) {
+	f, err := procStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	if len(f) < 20 {
+		return 0, fmt.Errorf("process %d: short stat line", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func procZombie(pid int) bool {
+	f, err := procStat(pid)
+	return err == nil && len(f) > 0 && (f[0] == "Z" || f[0] == "X")
+}

@@ -1,0 +1,190 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/cri/store"
+	"hull/internal/errdefs"
+	"hull/internal/network"
+	"hull/internal/nsutil"
+)
+
+// RunPodSandbox creates a pod: pinned net/ipc/uts namespaces (no process
+// needed), a pause process only for a pod-level pid namespace, the pod's
+// resolv.conf, hosts and hostname files, its /dev/shm, and CNI networking.
+// On any failure everything made so far is undone.
+func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandboxRequest) (_ *runtimeapi.RunPodSandboxResponse, retErr error) {
+	cfg := r.GetConfig()
+	md := cfg.GetMetadata()
+	if md == nil || md.Name == "" {
+		return nil, fmt.Errorf("run pod sandbox: metadata.name is required: %w", errdefs.ErrInvalidArgument)
+	}
+	_, handler, err := s.handler(r.GetRuntimeHandler())
+	if err != nil {
+		return nil, err
+	}
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	hostNet := nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE
+	hostname := cfg.GetHostname()
+	if hostname == "" && !hostNet {
+		hostname = md.Name
+	}
+	if hostNet {
+		if hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("run pod sandbox: host name: %w", err)
+		}
+	}
+	if err := validHostname(hostname); err != nil {
+		return nil, err
+	}
+	id := newID()
+	sb := &store.Sandbox{
+		ID: id, Name: md.Name, Namespace: md.Namespace, UID: md.Uid, Attempt: md.Attempt,
+		Config: marshal(cfg), Labels: cfg.Labels, Annotations: cfg.Annotations,
+		RuntimeHandler: handler, CreatedAt: nowNanos(), State: store.SandboxNotReady,
+		Dir: filepath.Join(s.opts.State, "sandboxes", id), HostNetwork: hostNet,
+		CgroupParent: cfg.GetLinux().GetCgroupParent(),
+	}
+	if err := s.store.AddSandbox(sb); err != nil {
+		return nil, fmt.Errorf("run pod sandbox %s: %w", sb.Key(), err)
+	}
+	unlock := s.locks.lock(id)
+	defer unlock()
+	defer func() {
+		if retErr != nil {
+			if err := s.teardownSandbox(context.WithoutCancel(ctx), sb); err != nil {
+				s.log.Warn("undo half-made sandbox", "id", id, "err", err)
+			}
+			_ = os.RemoveAll(sb.Dir)
+			_ = s.store.DeleteSandbox(id)
+			s.locks.forget(id)
+		}
+	}()
+	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
+	if err := writeResolvConf(sb.Dir, cfg.GetDnsConfig()); err != nil {
+		return nil, err
+	}
+	if err := writeHosts(sb.Dir, hostNet); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: hosts: %w", err)
+	}
+	if err := writeHostname(sb.Dir, hostname); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: hostname: %w", err)
+	}
+	var kinds []string
+	if !hostNet {
+		kinds = append(kinds, "net", "uts")
+	}
+	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		kinds = append(kinds, "ipc")
+	}
+	if len(kinds) > 0 {
+		utsName := hostname
+		if hostNet {
+			utsName = "" // the host's uts namespace keeps the node's name
+		}
+		paths, err := nsutil.Pin(filepath.Join(sb.Dir, "ns"), kinds, utsName)
+		// Record what was pinned even on error so the undo unpins it.
+		sb.Namespaces = paths
+		if err != nil {
+			return nil, fmt.Errorf("run pod sandbox: pin namespaces %s: %w", strings.Join(kinds, ","), err)
+		}
+	}
+	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
+		if err := mountShm(sb.Dir); err != nil {
+			return nil, err
+		}
+	}
+	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD {
+		pid, start, path, err := s.startPause(sb)
+		if err != nil {
+			return nil, fmt.Errorf("run pod sandbox: pid namespace: %w", err)
+		}
+		sb.PausePID, sb.PauseStartTime = pid, start
+		if sb.Namespaces == nil {
+			sb.Namespaces = map[string]string{}
+		}
+		sb.Namespaces["pid"] = path
+	}
+	// Persist the namespaces before CNI so a crash during ADD still knows
+	// what to undo.
+	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {
+		return nil, err
+	}
+	if !hostNet {
+		if s.opts.Network == nil {
+			return nil, fmt.Errorf("run pod sandbox: no CNI network configured: %w", errdefs.ErrFailedPrecondition)
+		}
+		sb.NetworkReady = true // from here on the undo runs CNI DEL
+		res, err := s.opts.Network.Setup(ctx, podMeta(sb), sb.Namespaces["net"], portMappings(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("run pod sandbox: CNI setup: %w", err)
+		}
+		sb.IPs = res.IPs
+	}
+	sb.State, sb.Complete = store.SandboxReady, true
+	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {
+		return nil, err
+	}
+	s.log.Info("pod sandbox ready", "id", id, "name", sb.Key(), "ips", sb.IPs, "handler", handler)
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+func podMeta(sb *store.Sandbox) network.PodMeta {
+	return network.PodMeta{ID: sb.ID, Name: sb.Name, Namespace: sb.Namespace, UID: sb.UID}
+}
+
+func portMappings(cfg *runtimeapi.PodSandboxConfig) []network.PortMapping {
+	var out []network.PortMapping
+	for _, p := range cfg.GetPortMappings() {
+		if p.HostPort <= 0 {
+			continue
+		}
+		out = append(out, network.PortMapping{
+			Protocol: strings.ToLower(p.Protocol.String()), ContainerPort: p.ContainerPort,
+			HostPort: p.HostPort, HostIP: p.HostIp,
+		})
+	}
+	return out
+}
+
+// teardownSandbox releases the pod's network, namespaces, shm and pause
+// process. It is idempotent and tries every step even when one fails.
+func (s *Service) teardownSandbox(ctx context.Context, sb *store.Sandbox) error {
+	var errs []string
+	if sb.NetworkReady && !sb.HostNetwork && s.opts.Network != nil {
+		cfg := &runtimeapi.PodSandboxConfig{}
+		_ = unmarshal(sb.Config, cfg)
+		if err := s.opts.Network.Teardown(ctx, podMeta(sb), sb.Namespaces["net"], portMappings(cfg)); err != nil {
+			errs = append(errs, fmt.Sprintf("CNI teardown: %v", err))
+		}
+	}
+	s.stopPause(sb)
+	pinned := map[string]string{}
+	for k, v := range sb.Namespaces {
+		if k != "pid" {
+			pinned[k] = v
+		}
+	}
+	if len(pinned) > 0 {
+		if err := nsutil.Unpin(pinned); err != nil {
+			errs = append(errs, fmt.Sprintf("unpin namespaces: %v", err))
+		}
+	}
+	if sb.Dir != "" {
+		if err := unmountShm(sb.Dir); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox %s teardown: %s", sb.ID, strings.Join(errs, "; "))
+	}
+	return nil
+}
