@@ -117,88 +117,114 @@ func (w *Writer) Close() error {
 
 // WriteRecord writes one record; msg must not contain '\n'.
 func (w *Writer) WriteRecord(stream, tag string, msg []byte) error {
-	rec := make([]byte, 0, len(timeFormat)+len(stream)+len(tag)+len(msg)+4)
-	return w.write(rec, stream, tag, msg)
-}
-
-// write formats the record into buf (reused by Copy) and writes it.
-func (w *Writer) write(buf []byte, stream, tag string, msg []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.f == nil {
 		return ErrClosed
 	}
-	// The timestamp is taken under the lock so that records of both streams
-	// appear in the file in timestamp order.
-	buf = time.Now().UTC().AppendFormat(buf[:0], timeFormat)
+	rec := appendRecord(nil, time.Now(), stream, tag, msg)
+	_, err := w.f.Write(rec)
+	return err
+}
+
+func appendRecord(buf []byte, ts time.Time, stream, tag string, msg []byte) []byte {
+	buf = ts.UTC().AppendFormat(buf, timeFormat)
 	buf = append(buf, ' ')
 	buf = append(buf, stream...)
 	buf = append(buf, ' ')
 	buf = append(buf, tag...)
 	buf = append(buf, ' ')
 	buf = append(buf, msg...)
-	buf = append(buf, '\n')
-	_, err := w.f.Write(buf)
-	return err
+	return append(buf, '\n')
+}
+
+// splitter turns a byte stream into records. It keeps the bytes of the
+// current, unfinished line between reads.
+type splitter struct {
+	stream string
+	line   []byte // message bytes of the current line, at most MaxLineSize
+}
+
+// feed appends to out the records completed by data, all stamped ts.
+func (s *splitter) feed(out []byte, ts time.Time, data []byte) []byte {
+	for len(data) > 0 {
+		// A full buffer with more bytes of the same line coming is a
+		// partial record.
+		if len(s.line) == MaxLineSize && data[0] != '\n' {
+			out = s.emit(out, ts, Partial)
+		}
+		room := MaxLineSize - len(s.line)
+		seg := data
+		if len(seg) > room {
+			seg = seg[:room]
+		}
+		if i := bytes.IndexByte(seg, '\n'); i >= 0 {
+			s.line = append(s.line, seg[:i]...)
+			out = s.emit(out, ts, Full)
+			data = data[i+1:]
+			continue
+		}
+		if len(data) > room && data[room] == '\n' {
+			// Exactly MaxLineSize bytes and then the newline: one F record.
+			s.line = append(s.line, seg...)
+			out = s.emit(out, ts, Full)
+			data = data[room+1:]
+			continue
+		}
+		s.line = append(s.line, seg...)
+		data = data[len(seg):]
+	}
+	return out
+}
+
+func (s *splitter) emit(out []byte, ts time.Time, tag string) []byte {
+	out = appendRecord(out, ts, s.stream, tag, s.line)
+	s.line = s.line[:0]
+	return out
 }
 
 // Copy reads r until EOF and writes its lines as records of stream (Stdout
-// or Stderr). It always drains r, even when writes fail (a blocked pipe would
-// stall the container), and returns the read error (nil at EOF) joined with
-// the first write error.
+// or Stderr). The records completed by one read are written with one
+// write(2), under the lock, stamped with the time of that read, so the file
+// holds whole records in timestamp order even with two streams. Copy always
+// drains r, even when writes fail (a blocked pipe would stall the
+// container), and returns the read error (nil at EOF) joined with the first
+// write error.
 func (w *Writer) Copy(stream string, r io.Reader) error {
 	var (
-		line    = make([]byte, 0, MaxLineSize) // message bytes of the current line
+		sp      = splitter{stream: stream, line: make([]byte, 0, MaxLineSize)}
 		chunk   = make([]byte, 32*1024)
-		rec     = make([]byte, 0, MaxLineSize+64)
+		out     []byte
 		werr    error
 		readErr error
 	)
-	emit := func(tag string) {
-		if err := w.write(rec, stream, tag, line); err != nil && werr == nil && !errors.Is(err, ErrClosed) {
+	flush := func(final bool) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		out = out[:0]
+		ts := time.Now()
+		out = sp.feed(out, ts, chunk)
+		if final && len(sp.line) > 0 {
+			out = sp.emit(out, ts, Partial)
+		}
+		if len(out) == 0 || w.f == nil {
+			return
+		}
+		if _, err := w.f.Write(out); err != nil && werr == nil {
 			werr = fmt.Errorf("crilog: write %s: %w", w.path, err)
 		}
-		line = line[:0]
 	}
+	buf := chunk
 	for {
-		n, err := r.Read(chunk)
-		data := chunk[:n]
-		for len(data) > 0 {
-			// A full buffer with more bytes of the same line coming is a
-			// partial record.
-			if len(line) == MaxLineSize && data[0] != '\n' {
-				emit(Partial)
-			}
-			room := MaxLineSize - len(line)
-			seg := data
-			if len(seg) > room {
-				seg = seg[:room]
-			}
-			if i := bytes.IndexByte(seg, '\n'); i >= 0 {
-				line = append(line, seg[:i]...)
-				emit(Full)
-				data = data[i+1:]
-				continue
-			}
-			if len(data) > room && data[room] == '\n' {
-				// Exactly MaxLineSize bytes and then the newline: one F record.
-				line = append(line, seg...)
-				emit(Full)
-				data = data[room+1:]
-				continue
-			}
-			line = append(line, seg...)
-			data = data[len(seg):]
-		}
+		n, err := r.Read(buf)
+		chunk = buf[:n]
+		flush(err != nil)
 		if err != nil {
 			if err != io.EOF {
 				readErr = fmt.Errorf("crilog: read %s: %w", stream, err)
 			}
 			break
 		}
-	}
-	if len(line) > 0 {
-		emit(Partial)
 	}
 	return errors.Join(readErr, werr)
 }
