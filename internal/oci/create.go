@@ -1,0 +1,266 @@
+package oci
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/errdefs"
+	"hull/internal/oci/cgroups"
+	"hull/internal/oci/seccomp"
+)
+
+// CreateOptions are the per-create options of runc's create command.
+type CreateOptions struct {
+	Bundle        string
+	ConsoleSocket string
+	PidFile       string
+	PreserveFDs   int
+	NoPivot       bool
+	NoNewKeyring  bool
+	// Stdio of the container process; nil inherits the caller's.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Create creates container id from o.Bundle and leaves its init blocked
+// until Start. On any error nothing of the container is left behind.
+func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) error {
+	_, err := r.create(ctx, id, o)
+	return err
+}
+
+func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retProc *os.Process, retErr error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	bundle := o.Bundle
+	if bundle == "" {
+		bundle = "."
+	}
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %q: %w", o.Bundle, errdefs.ErrInvalidArgument)
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("rootfs %q does not exist or is not a directory: %w", rootfs, errdefs.ErrInvalidArgument)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		return nil, fmt.Errorf("resolve rootfs: %w", err)
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, fmt.Errorf("process.terminal is true but no console socket was given: %w", errdefs.ErrInvalidArgument)
+	}
+
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create state dir for %q: %w", id, err)
+	}
+	var mgr cgroups.Manager
+	var ch *child
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if ch != nil {
+			ch.kill()
+		}
+		if mgr != nil {
+			mgr.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec}
+	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: spec.Process.Terminal,
+		State: stateForHooks(s, specs.StateCreating, 0)}
+	sys, joinPid, err := namespaceSetup(spec, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Linux.Seccomp != nil {
+		prog, err := seccomp.Compile(spec.Linux.Seccomp)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp profile: %w", err)
+		}
+		cfg.Seccomp, cfg.SeccompFlags = prog, spec.Linux.Seccomp.Flags
+	}
+	h := spec.Hooks
+	//lint:ignore SA1019 prestart is deprecated but still part of the spec and the validation suite
+	cfg.ParentHooks = h != nil && (len(h.Prestart) > 0 || len(h.CreateRuntime) > 0)
+
+	fifoPath := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer fifo.Close()
+	var console *os.File
+	if spec.Process.Terminal {
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
+		defer console.Close()
+	}
+	so := spawnOptions{mode: "init", exe: r.initPath, preserve: o.PreserveFDs, fifo: fifo, console: console,
+		sys: sys, joinPidPath: joinPid}
+	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
+	if ch, err = spawn(so); err != nil {
+		return nil, err
+	}
+	pid := ch.cmd.Process.Pid
+	s.Pid = pid
+	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if err := mgr.Apply(pid); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if spec.Linux.Resources != nil {
+		if err := mgr.Set(spec.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("cgroups: %w", err)
+		}
+	}
+	s.CgroupPaths = mgr.Paths()
+	cfg.CgroupBinds = cgroupBinds(mgr)
+	if spec.Process.OOMScoreAdj != nil {
+		setOOMScoreAdj(pid, *spec.Process.OOMScoreAdj)
+	}
+	cfg.State.Pid = pid
+	if err := ch.send(cfg); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := ch.recv()
+		if err != nil {
+			return nil, fmt.Errorf("create container %q: %w", id, err)
+		}
+		if m.Type == "ready" {
+			break
+		}
+		if m.Type != "hooks" {
+			return nil, fmt.Errorf("create container %q: unexpected message %q from init", id, m.Type)
+		}
+		st := stateForHooks(s, specs.StateCreated, pid)
+		//lint:ignore SA1019 see above
+		if err := runHooks(ctx, "prestart", h.Prestart, st); err != nil {
+			return nil, err
+		}
+		if err := runHooks(ctx, "createRuntime", h.CreateRuntime, st); err != nil {
+			return nil, err
+		}
+		if err := ch.send(syncMsg{Type: "continue"}); err != nil {
+			return nil, err
+		}
+	}
+	ch.sync.Close()
+	if _, start, ok := procStat(pid); ok {
+		s.StartTime = start
+	}
+	if err := r.writeSaved(s); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	r.children[id] = ch.cmd.Process
+	r.mu.Unlock()
+	return ch.cmd.Process, nil
+}
+
+// stdio maps nil to the caller's own stdio (the documented default).
+func stdio(in io.Reader, out, errw io.Writer) (io.Reader, io.Writer, io.Writer) {
+	if in == nil {
+		in = os.Stdin
+	}
+	if out == nil {
+		out = os.Stdout
+	}
+	if errw == nil {
+		errw = os.Stderr
+	}
+	return in, out, errw
+}
+
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("pid file %q: %w", path, errdefs.ErrInvalidArgument)
+	}
+	return writeFileAtomic(abs, []byte(strconv.Itoa(pid)), 0o644)
+}
+
+// dialConsole connects to the console socket; the init sends the pty
+// master over it.
+func dialConsole(path string) (*os.File, error) {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to console socket %q: %w", path, err)
+	}
+	defer c.Close()
+	f, err := c.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("console socket fd: %w", err)
+	}
+	return f, nil
+}
+
+// setOOMScoreAdj writes oom_score_adj. Without CAP_SYS_RESOURCE lowering
+// it fails; the container then keeps the inherited value rather than
+// failing to start.
+func setOOMScoreAdj(pid, v int) {
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	if err := os.WriteFile(p, []byte(strconv.Itoa(v)), 0); err != nil {
+		logf("oom_score_adj %d not applied: %v", v, err)
+	}
+}
+
+// LoadSpec reads and validates bundle/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("bundle %q has no config.json: %w", bundle, errdefs.ErrInvalidArgument)
+		}
+		return nil, fmt.Errorf("read config.json: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("config.json is malformed: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if err := validateSpec(&spec); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	return &spec, nil
+}
+
+var _ = syscall.SIGKILL

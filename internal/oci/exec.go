@@ -1,0 +1,118 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hull/internal/errdefs"
+	"hull/internal/oci/seccomp"
+)
+
+// ExecOptions are the options of runc's exec command.
+type ExecOptions struct {
+	ConsoleSocket  string
+	PidFile        string
+	Detach         bool
+	PreserveFDs    int
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Exec starts p inside running container id and returns it once the new
+// process executes (its exit status comes from Process.Wait: it is a child
+// of the caller).
+func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecOptions) (retProc *os.Process, retErr error) {
+	s, err := r.loadSaved(id)
+	if err != nil {
+		return nil, err
+	}
+	if st := r.status(s); st != specs.StateRunning && st != specs.StateCreated {
+		return nil, fmt.Errorf("container %q is %s, cannot exec: %w", id, st, errdefs.ErrFailedPrecondition)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("exec into %q: no process: %w", id, errdefs.ErrInvalidArgument)
+	}
+	if err := validateProcess(p); err != nil {
+		return nil, fmt.Errorf("exec process: %w", err)
+	}
+	if p.Terminal && o.ConsoleSocket == "" {
+		return nil, fmt.Errorf("exec with a terminal needs a console socket: %w", errdefs.ErrInvalidArgument)
+	}
+	spec := s.Config
+	ns := "/proc/" + strconv.Itoa(s.Pid) + "/ns/"
+	cfg := &initConfig{Mode: "exec", ID: id, Process: p, Console: p.Terminal, State: stateForHooks(s, specs.StateRunning, s.Pid)}
+	joinPid := ""
+	for _, n := range spec.Linux.Namespaces {
+		switch n.Type {
+		case specs.UserNamespace:
+			return nil, fmt.Errorf("exec into a container with a user namespace is not supported: %w", errdefs.ErrNotImplemented)
+		case specs.PIDNamespace:
+			joinPid = ns + "pid"
+		default:
+			file := map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+				specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time"}[n.Type]
+			if file != "" && n.Type != specs.MountNamespace && n.Type != specs.TimeNamespace {
+				cfg.Join = append(cfg.Join, nsJoin{Type: n.Type, Path: ns + file})
+			}
+		}
+	}
+	// The mount namespace last: after it the host paths are gone.
+	cfg.Join = append(cfg.Join, nsJoin{Type: specs.MountNamespace, Path: ns + "mnt"})
+	if spec.Linux.Seccomp != nil {
+		prog, err := seccomp.Compile(spec.Linux.Seccomp)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp profile: %w", err)
+		}
+		cfg.Seccomp, cfg.SeccompFlags = prog, spec.Linux.Seccomp.Flags
+	}
+	var console *os.File
+	if p.Terminal {
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
+		defer console.Close()
+	}
+	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid}
+	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
+	ch, err := spawn(so)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			ch.kill()
+		}
+	}()
+	pid := ch.cmd.Process.Pid
+	if m, err := r.manager(s); err == nil {
+		if err := m.Apply(pid); err != nil {
+			return nil, fmt.Errorf("exec: join cgroups: %w", err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		setOOMScoreAdj(pid, *p.OOMScoreAdj)
+	}
+	if err := ch.send(cfg); err != nil {
+		return nil, err
+	}
+	// Success is the sync socket closing on execve; an error arrives as a
+	// message first.
+	if m, err := ch.recv(); err == nil || m.Type == "error" {
+		if err == nil {
+			err = fmt.Errorf("unexpected message %q", m.Type)
+		}
+		return nil, fmt.Errorf("exec in %q: %w", id, err)
+	}
+	ch.sync.Close()
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	return ch.cmd.Process, nil
+}

@@ -1,0 +1,414 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// rootfsSetup builds the container's mount tree. prepare runs in the new
+// mount namespace while the host tree is still visible (so that bind
+// sources and hook paths resolve on the host); enter switches the root;
+// finish applies what must be done from inside (masked and read-only
+// paths, read-only root, root propagation).
+type rootfsSetup struct {
+	rootfs      string
+	spec        *specs.Spec
+	bundle      string
+	cgroupBinds []cgroupBind
+}
+
+func (r *rootfsSetup) prepare() error {
+	// Nothing done in this namespace may propagate back to the host. A
+	// shared root is restored after pivot_root, which refuses shared
+	// mounts.
+	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	switch r.spec.Linux.RootfsPropagation {
+	case "private", "rprivate":
+		prop = unix.MS_PRIVATE | unix.MS_REC
+	}
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("make / %s: %w", propName(prop), err)
+	}
+	if err := makeParentPrivate(r.rootfs); err != nil {
+		return err
+	}
+	if err := unix.Mount(r.rootfs, r.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs %s onto itself: %w", r.rootfs, err)
+	}
+	bindDev := false
+	for _, m := range r.spec.Mounts {
+		if filepath.Clean("/"+m.Destination) == "/dev" && (m.Type == "bind" || hasOpt(m.Options, "bind") || hasOpt(m.Options, "rbind")) {
+			bindDev = true
+		}
+	}
+	for _, m := range r.spec.Mounts {
+		if err := r.mount(m); err != nil {
+			return err
+		}
+	}
+	if !bindDev {
+		if err := r.createDevices(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasOpt(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+func propName(f uintptr) string {
+	for n, v := range propagationFlags {
+		if v == f {
+			return n
+		}
+	}
+	return fmt.Sprintf("%#x", f)
+}
+
+// makeParentPrivate makes the mount holding rootfs private: pivot_root
+// needs the new root's parent mount to be non-shared.
+func makeParentPrivate(rootfs string) error {
+	mp, err := mountPointOf(rootfs)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount("", mp, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make %s private: %w", mp, err)
+	}
+	return nil
+}
+
+// mountPointOf returns the longest mount point in /proc/self/mountinfo that
+// contains path.
+func mountPointOf(path string) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	best := "/"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeOctal(f[4])
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	return best, nil
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			v := (s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0')
+			b.WriteByte(v)
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// target resolves a container path inside the rootfs without following any
+// symlink out of it.
+func (r *rootfsSetup) target(dest string) (string, error) {
+	t, err := securejoin.SecureJoin(r.rootfs, dest)
+	if err != nil {
+		return "", fmt.Errorf("resolve %q in rootfs: %w", dest, err)
+	}
+	return t, nil
+}
+
+func (r *rootfsSetup) mount(m specs.Mount) error {
+	dest := m.Destination
+	if !filepath.IsAbs(dest) {
+		dest = "/" + dest
+	}
+	target, err := r.target(dest)
+	if err != nil {
+		return err
+	}
+	o := parseMountOptions(m.Options)
+	isBind := m.Type == "bind" || o.flags&unix.MS_BIND != 0
+	switch {
+	case isBind:
+		err = r.mountBind(m, target, o)
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		err = r.mountCgroup(target, o)
+	case m.Type == "":
+		err = invalid("mount %s: type is empty and it is not a bind mount", m.Destination)
+	default:
+		err = r.mountFS(m, target, o)
+	}
+	if err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+	}
+	for _, p := range o.prop {
+		if err := unix.Mount("", target, "", p, ""); err != nil {
+			return fmt.Errorf("set propagation %s on %s: %w", propName(p), m.Destination, err)
+		}
+	}
+	if o.rec.set != 0 || o.rec.clr != 0 {
+		attr := unix.MountAttr{Attr_set: o.rec.set, Attr_clr: o.rec.clr}
+		if err := unix.MountSetattr(unix.AT_FDCWD, target, unix.AT_RECURSIVE, &attr); err != nil {
+			return fmt.Errorf("set recursive attributes on %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+func (r *rootfsSetup) mountFS(m specs.Mount, target string, o parsedOpts) error {
+	if err := mkdirIn(target); err != nil {
+		return err
+	}
+	flags := o.flags
+	// /dev/shm and similar tmpfs mounts inside a read-only /dev are fine;
+	// mqueue and sysfs may be refused in a user namespace without their
+	// own namespace, where the host's is bind mounted instead (as runc).
+	err := unix.Mount(m.Source, target, m.Type, flags, o.data)
+	if err != nil && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) && (m.Type == "sysfs" || m.Type == "mqueue") {
+		src := "/sys"
+		if m.Type == "mqueue" {
+			src = "/dev/mqueue"
+		}
+		if err2 := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err2 == nil {
+			return remountBind(target, flags)
+		}
+	}
+	return err
+}
+
+func (r *rootfsSetup) mountBind(m specs.Mount, target string, o parsedOpts) error {
+	src := m.Source
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(r.bundle, src)
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("bind source: %w", err)
+	}
+	if fi.IsDir() {
+		err = mkdirIn(target)
+	} else {
+		err = touchIn(target)
+	}
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
+		return err
+	}
+	if rest := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
+		return remountBind(target, rest)
+	}
+	return nil
+}
+
+// remountBind applies flags to an existing bind mount, keeping the flags
+// the kernel locks (nosuid/nodev/noexec/ro of a mount inherited from a
+// more privileged namespace), whose removal would make the remount fail.
+func remountBind(target string, flags uintptr) error {
+	err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, "")
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	var st unix.Statfs_t
+	if serr := unix.Statfs(target, &st); serr != nil {
+		return err
+	}
+	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_RDONLY | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags|locked, "")
+}
+
+// mountCgroup shows the container's own cgroups: on a cgroup2 host the
+// unified directory is bound at target; on v1 and hybrid hosts a tmpfs
+// holds one bind per hierarchy plus the host's alias symlinks (cpu ->
+// cpu,cpuacct).
+func (r *rootfsSetup) mountCgroup(target string, o parsedOpts) error {
+	if err := mkdirIn(target); err != nil {
+		return err
+	}
+	flags := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
+	if len(r.cgroupBinds) == 1 && r.cgroupBinds[0].Name == "" {
+		if err := unix.Mount(r.cgroupBinds[0].Dir, target, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		return remountBind(target, flags)
+	}
+	if err := unix.Mount("tmpfs", target, "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+		return err
+	}
+	for _, b := range r.cgroupBinds {
+		d := filepath.Join(target, b.Name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(b.Dir, d, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", b.Dir, err)
+		}
+		if err := remountBind(d, flags); err != nil {
+			return fmt.Errorf("remount %s: %w", d, err)
+		}
+	}
+	if ents, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
+		for _, e := range ents {
+			if e.Type()&os.ModeSymlink == 0 {
+				continue
+			}
+			if l, err := os.Readlink(filepath.Join("/sys/fs/cgroup", e.Name())); err == nil {
+				os.Symlink(l, filepath.Join(target, e.Name()))
+			}
+		}
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		return unix.Mount("", target, "", unix.MS_REMOUNT|flags, "mode=755")
+	}
+	return nil
+}
+
+func mkdirIn(p string) error {
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	return nil
+}
+
+func touchIn(p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("mount point %s is a directory but the source is a file", p)
+		}
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return fmt.Errorf("create mount point: %w", err)
+	}
+	return f.Close()
+}
+
+// enter makes the rootfs the process's root: pivot_root with the old root
+// detached, or (--no-pivot) a move mount plus chroot.
+func (r *rootfsSetup) enter(noPivot bool) error {
+	if noPivot {
+		if err := unix.Chdir(r.rootfs); err != nil {
+			return fmt.Errorf("chdir rootfs: %w", err)
+		}
+		if err := unix.Mount(r.rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("move rootfs to /: %w", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		return unix.Chdir("/")
+	}
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(oldroot)
+	newroot, err := unix.Open(r.rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer unix.Close(newroot)
+	if err := unix.Fchdir(newroot); err != nil {
+		return fmt.Errorf("chdir rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", r.rootfs, err)
+	}
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("chdir old root: %w", err)
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// finish runs inside the new root.
+func (r *rootfsSetup) finish() error {
+	l := r.spec.Linux
+	for _, p := range l.ReadonlyPaths {
+		if err := readonlyPath(p); err != nil {
+			return err
+		}
+	}
+	for _, p := range l.MaskedPaths {
+		if err := maskPath(p); err != nil {
+			return err
+		}
+	}
+	if r.spec.Root.Readonly {
+		if err := remountBind("/", unix.MS_RDONLY); err != nil {
+			return fmt.Errorf("remount root read-only: %w", err)
+		}
+	}
+	switch p := l.RootfsPropagation; p {
+	case "shared", "rshared", "unbindable", "runbindable", "slave", "rslave":
+		if err := unix.Mount("", "/", "", propagationFlags[p], ""); err != nil {
+			return fmt.Errorf("set rootfs propagation %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func readonlyPath(p string) error {
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("bind read-only path %s: %w", p, err)
+	}
+	if err := remountBind(p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+		return fmt.Errorf("remount read-only path %s: %w", p, err)
+	}
+	return nil
+}
+
+func maskPath(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("masked path %s: %w", p, err)
+	}
+	if fi.IsDir() {
+		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0k")
+	} else {
+		err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}

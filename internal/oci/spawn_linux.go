@@ -1,0 +1,146 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// child is a re-executed init or exec helper with its sync channel.
+type child struct {
+	cmd  *exec.Cmd
+	sync *os.File
+	dec  *json.Decoder
+	enc  *json.Encoder
+}
+
+// spawnOptions are the parts of starting a child that differ between init
+// and exec.
+type spawnOptions struct {
+	mode        string
+	exe         string
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	preserve    int
+	fifo        *os.File // init only
+	console     *os.File // optional
+	sys         *syscall.SysProcAttr
+	joinPidPath string // setns into this pid namespace before the fork
+}
+
+// spawn starts the child blocked on reading its config.
+func spawn(o spawnOptions) (*child, error) {
+	exe, err := openProtectedExe(o.exe)
+	if err != nil {
+		return nil, err
+	}
+	defer exe.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parentEnd := os.NewFile(uintptr(fds[0]), "sync-parent")
+	childEnd := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childEnd.Close()
+
+	var extra []*os.File
+	for i := 0; i < o.preserve; i++ {
+		extra = append(extra, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(i)))
+	}
+	base := 3 + o.preserve
+	fifo := o.fifo
+	if fifo == nil {
+		if fifo, err = os.Open(os.DevNull); err != nil {
+			parentEnd.Close()
+			return nil, err
+		}
+		defer fifo.Close()
+	}
+	extra = append(extra, childEnd, exe, fifo)
+	if o.console != nil {
+		extra = append(extra, o.console)
+	}
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/fd/" + strconv.Itoa(base+fdExe),
+		Args:        []string{"hullrt", o.mode},
+		Env:         []string{envInit + "=" + o.mode, envFDBase + "=" + strconv.Itoa(base)},
+		Stdin:       o.stdin,
+		Stdout:      o.stdout,
+		Stderr:      o.stderr,
+		ExtraFiles:  extra,
+		SysProcAttr: o.sys,
+	}
+	if err := startCmd(cmd, o.joinPidPath); err != nil {
+		parentEnd.Close()
+		return nil, fmt.Errorf("start container %s process: %w", o.mode, err)
+	}
+	return &child{cmd: cmd, sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}, nil
+}
+
+// startCmd starts cmd, first joining the pid namespace at pidns on a
+// dedicated OS thread: pid_for_children is per thread, and the fork
+// happens on the calling thread. The thread is never unlocked, so Go
+// discards it when the goroutine ends.
+func startCmd(cmd *exec.Cmd, pidns string) error {
+	if pidns == "" {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		fd, err := unix.Open(pidns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("open pid namespace %s: %w", pidns, err)
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWPID)
+		unix.Close(fd)
+		if err != nil {
+			errc <- fmt.Errorf("join pid namespace %s: %w", pidns, err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+func (c *child) send(v any) error {
+	if err := c.enc.Encode(v); err != nil {
+		return fmt.Errorf("send to container process: %w", err)
+	}
+	return nil
+}
+
+// recv reads the next message; a child that died first is reported with
+// its exit status.
+func (c *child) recv() (syncMsg, error) {
+	var m syncMsg
+	if err := c.dec.Decode(&m); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return m, errors.New("container process exited during setup")
+		}
+		return m, fmt.Errorf("read from container process: %w", err)
+	}
+	if m.Type == "error" {
+		return m, errors.New(m.Msg)
+	}
+	return m, nil
+}
+
+// kill ends a child that failed during setup and reaps it.
+func (c *child) kill() {
+	c.sync.Close()
+	if c.cmd.Process != nil {
+		c.cmd.Process.Kill()
+		c.cmd.Wait()
+	}
+}
