@@ -31,11 +31,10 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	hostNet := nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE
+	// Like containerd: a pod without a hostname (the kubelet always sends
+	// one) and every host-network pod gets the node's name.
 	hostname := cfg.GetHostname()
-	if hostname == "" && !hostNet {
-		hostname = md.Name
-	}
-	if hostNet {
+	if hostname == "" || hostNet {
 		if hostname, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("run pod sandbox: host name: %w", err)
 		}
