@@ -1,8 +1,9 @@
 // Package nsutil creates and enters namespaces that no process holds, the way
 // CRI-O's pinns does: a locked OS thread unshares the namespaces and bind
 // mounts its /proc/thread-self/ns/<kind> files onto plain files, which keep
-// the namespaces alive until unmounted. The thread is then thrown away (its
-// goroutine exits while still locked), so no other goroutine ever runs in it.
+// the namespaces alive until unmounted. The thread then setns()es back into
+// the namespaces it came from before other goroutines may run on it; if that
+// fails it is thrown away (its goroutine exits while still locked).
 //
 // A pod's net, ipc and uts namespaces can be pinned this way. A PID namespace
 // cannot: it dies with its first process, so pods sharing one need a process.
@@ -75,44 +76,97 @@ func Pin(dir string, kinds []string, hostname string) (map[string]string, error)
 		paths[k] = filepath.Join(dir, k)
 	}
 
+	// created collects the files this call made, so that a failure removes
+	// them and never a pin that already existed.
+	created := map[string]string{}
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked: the goroutine exits locked, so the runtime ends this
-		// thread and its new namespaces with it.
 		runtime.LockOSThread()
-		errc <- pinOnThread(flags, hostname, paths)
+		restored, err := pinOnThread(flags, hostname, paths, created)
+		// A thread that could not return to the host namespaces stays
+		// locked: the goroutine exits and the runtime ends the thread (or
+		// parks it for good when it is the main thread).
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
-		_ = Unpin(paths)
+		_ = Unpin(created)
 		return nil, err
 	}
 	return paths, nil
 }
 
-func pinOnThread(flags int, hostname string, paths map[string]string) error {
-	if err := unix.Unshare(flags); err != nil {
-		return fmt.Errorf("pin namespaces: unshare: %w", err)
+// pinOnThread runs on a locked thread: it unshares, binds the new namespaces
+// and moves the thread back into the namespaces it started in, reporting
+// whether that worked (so the thread may be reused).
+func pinOnThread(flags int, hostname string, paths, created map[string]string) (restored bool, err error) {
+	tid := unix.Gettid()
+	kinds := sortedKinds(paths)
+	origs, err := openThreadNS(tid, kinds)
+	if err != nil {
+		return true, err
 	}
+	defer closeAll(origs)
+	if err := unix.Unshare(flags); err != nil {
+		return true, fmt.Errorf("pin namespaces: unshare: %w", err)
+	}
+	defer func() { restored = restoreNS(origs, kinds) }()
 	if hostname != "" {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
-			return fmt.Errorf("pin namespaces: set hostname %q: %w", hostname, err)
+			return false, fmt.Errorf("pin namespaces: set hostname %q: %w", hostname, err)
 		}
 	}
-	tid := unix.Gettid()
-	for _, k := range sortedKinds(paths) {
+	for _, k := range kinds {
 		target := paths[k]
 		// O_EXCL: never bind over a file some other pod still uses.
 		f, err := os.OpenFile(target, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 		if err != nil {
-			return fmt.Errorf("pin namespaces: create %s: %w", target, err)
+			if errors.Is(err, os.ErrExist) {
+				err = fmt.Errorf("%w: %w", errdefs.ErrAlreadyExists, err)
+			}
+			return false, fmt.Errorf("pin namespaces: create %s: %w", target, err)
 		}
 		f.Close()
+		created[k] = target
 		src := fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k)
 		if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("pin namespaces: bind %s on %s: %w", src, target, err)
+			return false, fmt.Errorf("pin namespaces: bind %s on %s: %w", src, target, err)
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// openThreadNS opens thread tid's namespaces of the given kinds.
+func openThreadNS(tid int, kinds []string) ([]*os.File, error) {
+	var fs []*os.File
+	for _, k := range kinds {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k))
+		if err != nil {
+			closeAll(fs)
+			return nil, fmt.Errorf("open current %s namespace: %w", k, err)
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+// restoreNS moves the calling thread back into origs (parallel to kinds).
+func restoreNS(origs []*os.File, kinds []string) bool {
+	ok := true
+	for i, k := range kinds {
+		if err := unix.Setns(int(origs[i].Fd()), enterable[k]); err != nil {
+			ok = false
+		}
+	}
+	return ok
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 // Unpin unmounts and removes pinned namespace files. Paths already gone or no
@@ -162,38 +216,20 @@ func Enter(paths map[string]string, fn func() error) error {
 }
 
 func enterOnThread(paths map[string]string, fn func() error) (restored bool, err error) {
-	tid := unix.Gettid()
 	kinds := sortedKinds(paths)
 	// Keep handles on the current namespaces to come back to.
-	var origs []*os.File
-	defer func() {
-		for _, f := range origs {
-			f.Close()
-		}
-	}()
-	for _, k := range kinds {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/%s", os.Getpid(), tid, k))
-		if err != nil {
-			return true, fmt.Errorf("enter namespaces: %w", err)
-		}
-		origs = append(origs, f)
+	origs, err := openThreadNS(unix.Gettid(), kinds)
+	if err != nil {
+		return true, fmt.Errorf("enter namespaces: %w", err)
 	}
-	restore := func() bool {
-		ok := true
-		for i, k := range kinds {
-			if err := unix.Setns(int(origs[i].Fd()), enterable[k]); err != nil {
-				ok = false
-			}
-		}
-		return ok
-	}
+	defer closeAll(origs)
 	for _, k := range kinds {
 		if err := setnsPath(paths[k], enterable[k]); err != nil {
-			return restore(), fmt.Errorf("enter %s namespace %s: %w", k, paths[k], err)
+			return restoreNS(origs, kinds), fmt.Errorf("enter %s namespace %s: %w", k, paths[k], err)
 		}
 	}
 	err = fn()
-	return restore(), err
+	return restoreNS(origs, kinds), err
 }
 
 func setnsPath(path string, flag int) error {
