@@ -59,7 +59,11 @@ func Validate(c *specs.LinuxCapabilities) error {
 // (raising an ambient capability needs it permitted and inheritable). A nil
 // c leaves the thread alone. Unknown names are ErrInvalidArgument;
 // capabilities the kernel lacks are skipped, as runc does, so a spec written
-// for a newer kernel still runs.
+// for a newer kernel still runs. Capabilities the thread cannot hold because
+// it does not have them itself (a runtime started without CAP_SYS_RESOURCE
+// asked for a privileged container) are skipped as well: no set can grow
+// beyond what the parent has, and failing the container over it would make
+// privileged containers impossible in such sandboxes. Missing reports them.
 func Apply(c *specs.LinuxCapabilities) error {
 	if c == nil {
 		return nil
@@ -75,13 +79,17 @@ func Apply(c *specs.LinuxCapabilities) error {
 	if err := p.Load(); err != nil {
 		return fmt.Errorf("caps: load capability state: %w", err)
 	}
-	p.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	want := make([][]capability.Cap, 0, 5)
 	for _, set := range sets(c) {
 		caps, err := resolve(set.name, set.names, last)
 		if err != nil {
 			return err
 		}
-		p.Set(set.which, caps...)
+		want = append(want, clamp(p, set.which, caps))
+	}
+	p.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	for i, set := range sets(c) {
+		p.Set(set.which, want[i]...)
 	}
 	if err := p.Apply(capability.BOUNDS); err != nil {
 		return fmt.Errorf("caps: apply bounding set %v: %w", c.Bounding, err)
@@ -153,6 +161,60 @@ func resolve(set string, names []string, last capability.Cap) ([]capability.Cap,
 			continue
 		}
 		out = append(out, c)
+	}
+	return out, nil
+}
+
+// clamp removes from want what the thread cannot have in set which: the
+// permitted, effective and ambient sets cannot grow beyond the current
+// permitted set, the bounding set cannot grow at all, and the inheritable
+// set stays within the current bounding set.
+func clamp(p capability.Capabilities, which capability.CapType, want []capability.Cap) []capability.Cap {
+	limit := capability.PERMITTED
+	if which == capability.BOUNDING || which == capability.INHERITABLE {
+		limit = capability.BOUNDING
+	}
+	out := want[:0:0]
+	for _, c := range want {
+		if p.Get(limit, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Missing lists the capabilities of c that Apply would skip because the
+// calling thread does not hold them (so the runtime can warn), in the order
+// of the sets bounding, effective, permitted, inheritable, ambient, without
+// repeats.
+func Missing(c *specs.LinuxCapabilities) ([]string, error) {
+	if c == nil {
+		return nil, nil
+	}
+	last, err := capability.LastCap()
+	if err != nil {
+		return nil, fmt.Errorf("caps: highest capability of this kernel: %w", err)
+	}
+	p, err := capability.NewPid2(0)
+	if err != nil {
+		return nil, fmt.Errorf("caps: capability state of this thread: %w", err)
+	}
+	if err := p.Load(); err != nil {
+		return nil, fmt.Errorf("caps: load capability state: %w", err)
+	}
+	var out []string
+	for _, set := range sets(c) {
+		caps, err := resolve(set.name, set.names, last)
+		if err != nil {
+			return nil, err
+		}
+		kept := clamp(p, set.which, caps)
+		for _, x := range caps {
+			name := "CAP_" + strings.ToUpper(x.String())
+			if !slices.Contains(kept, x) && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
 	}
 	return out, nil
 }
