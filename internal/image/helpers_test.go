@@ -110,8 +110,10 @@ type entry struct {
 	xattrs   map[string]string
 }
 
-func file(name, body string) entry { return entry{name: name, typ: tar.TypeReg, body: body, mode: 0o644} }
-func dir(name string) entry        { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
+func file(name, body string) entry {
+	return entry{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
+}
+func dir(name string) entry { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
 
 func tarBytes(t *testing.T, es ...entry) []byte {
 	t.Helper()

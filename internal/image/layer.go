@@ -173,6 +173,15 @@ func (s *Store) fetchLayer(ctx context.Context, j layerJob, report func(Progress
 			allowDevices: s.opts.AllowDeviceNodes, sync: s.opts.SyncLayers, log: s.log,
 		})
 		if err != nil {
+			// A corrupt blob usually surfaces as a bad tar or gzip stream:
+			// report the digest mismatch, the cause, when there is one.
+			if _, derr := io.Copy(io.Discard, compressed); derr != nil {
+				return fmt.Errorf("layer %s: corrupt or truncated blob: %v (unpack: %v): %w",
+					dgst, derr, err, errdefs.ErrFailedPrecondition)
+			}
+			if cerr := checkDigest(compHash, dgst, "layer"); cerr != nil {
+				return cerr
+			}
 			return fmt.Errorf("unpack layer %s: %w", dgst, err)
 		}
 	}

@@ -333,3 +333,21 @@ func (s *Store) SetPinned(ref string, pinned bool) error {
 	s.images[r.ID] = c
 	return nil
 }
+
+// Tag adds the name newName to the image ref, moving it from any other image.
+func (s *Store) Tag(ref, newName string) error {
+	n, err := NormalizeRef(newName)
+	if err != nil {
+		return err
+	}
+	s.mu.RLock()
+	r, err := s.lookupLocked(ref)
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	c := r.clone()
+	c.Names = []string{n}
+	_, err = s.commitRecord(c)
+	return err
+}
