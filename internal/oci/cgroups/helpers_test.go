@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func requireRoot(t *testing.T) {
@@ -149,6 +150,27 @@ func procState(t *testing.T, pid int) string {
 	}
 	t.Fatalf("no State in /proc/%d/status", pid)
 	return ""
+}
+
+// waitState waits (up to 10s, polling) until pid's state starts with one of
+// prefixes: a thawed task is runnable before it is scheduled again, so its
+// state settles only eventually.
+func waitState(t *testing.T, pid int, prefixes ...string) string {
+	t.Helper()
+	var st string
+	err := waitFor(10*time.Second, func() (bool, error) {
+		st = procState(t, pid)
+		for _, p := range prefixes {
+			if strings.HasPrefix(st, p) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("process %d state %q, want one of %v", pid, st, prefixes)
+	}
+	return st
 }
 
 // procCgroups parses /proc/PID/cgroup into controller → path ("" = v2).

@@ -241,9 +241,7 @@ func TestV1FreezeThaw(t *testing.T) {
 	if st, _ := FreezerState(m); st != "THAWED" {
 		t.Errorf("FreezerState = %q, want THAWED", st)
 	}
-	if st := procState(t, p.pid()); !strings.HasPrefix(st, "S") {
-		t.Errorf("thawed process state %q, want S", st)
-	}
+	waitState(t, p.pid(), "S", "R")
 }
 
 func TestV1StatsCountsRealUsage(t *testing.T) {
