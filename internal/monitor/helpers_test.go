@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"hull/internal/errdefs"
+	"hull/internal/oci"
 )
 
 const runcPath = "/usr/sbin/runc"
@@ -136,11 +139,24 @@ func copyFile(t testing.TB, from, to string) {
 // newSpec returns a runc Spec for bundle with a fresh id, runtime root, state
 // dir and log path, and registers the cleanup of the container and of any
 // monitor still running.
-func newSpec(t *testing.T, bundle string) Spec {
-	return newSpecTB(t, bundle)
+// runtimeTypes are the runtime types every life-cycle test runs with.
+var runtimeTypes = []string{RuntimeOCI, RuntimeHullrt}
+
+// forEachRuntime runs fn as a subtest per runtime type.
+func forEachRuntime(t *testing.T, fn func(t *testing.T, rtype string)) {
+	for _, rt := range runtimeTypes {
+		t.Run(rt, func(t *testing.T) {
+			requireRoot(t)
+			fn(t, rt)
+		})
+	}
 }
 
-func newSpecTB(t testing.TB, bundle string) Spec {
+func newSpec(t *testing.T, bundle, rtype string) Spec {
+	return newSpecTB(t, bundle, rtype)
+}
+
+func newSpecTB(t testing.TB, bundle, rtype string) Spec {
 	t.Helper()
 	base := t.TempDir()
 	id := fmt.Sprintf("hull-mon-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -148,10 +164,12 @@ func newSpecTB(t testing.TB, bundle string) Spec {
 		ID:          id,
 		Bundle:      bundle,
 		LogPath:     filepath.Join(base, "logs", "c.log"),
-		RuntimeType: RuntimeOCI,
-		RuntimePath: runcPath,
-		RuntimeRoot: filepath.Join(base, "runc"),
+		RuntimeType: rtype,
+		RuntimeRoot: filepath.Join(base, "rt"),
 		StateDir:    filepath.Join(base, "state"),
+	}
+	if rtype == RuntimeOCI {
+		s.RuntimePath = runcPath
 	}
 	t.Cleanup(func() { cleanupContainer(t, s) })
 	return s
@@ -162,20 +180,59 @@ func cleanupContainer(t testing.TB, s Spec) {
 	if readJSON(filepath.Join(s.StateDir, stateFile), &st) == nil && alive(st.MonitorPID, st.MonitorStart) {
 		_ = syscall.Kill(st.MonitorPID, syscall.SIGKILL)
 	}
-	if out, err := runc(s, "delete", "--force", s.ID); err != nil && !strings.Contains(out, "does not exist") && !strings.Contains(out, "not exist") {
-		t.Logf("runc delete %s: %v: %s", s.ID, err, out)
+	if err := ctl(s, "delete"); err != nil && !strings.Contains(err.Error(), "not exist") && !errdefs.IsNotFound(err) {
+		t.Logf("delete %s: %v", s.ID, err)
 	}
 }
 
-func runc(s Spec, args ...string) (string, error) {
+// ctl drives the container as hulld's runtime handler would: start, kill
+// (SIGKILL), delete (forced) or state (error unless it exists), with runc's
+// CLI or in-process with internal/oci.
+func ctl(s Spec, op string) error {
+	if s.RuntimeType == RuntimeHullrt {
+		r, err := oci.New(oci.Options{Root: s.RuntimeRoot})
+		if err != nil {
+			return err
+		}
+		switch op {
+		case "start":
+			return r.Start(context.Background(), s.ID)
+		case "kill":
+			return r.Kill(s.ID, syscall.SIGKILL, false)
+		case "delete":
+			return r.Delete(context.Background(), s.ID, true)
+		case "state":
+			st, err := r.State(s.ID)
+			if err == nil && st.Status != "created" {
+				err = fmt.Errorf("container %s is %s", s.ID, st.Status)
+			}
+			return err
+		}
+		return fmt.Errorf("unknown op %q", op)
+	}
+	var args []string
+	switch op {
+	case "start", "state":
+		args = []string{op, s.ID}
+	case "kill":
+		args = []string{"kill", s.ID, "KILL"}
+	case "delete":
+		args = []string{"delete", "--force", s.ID}
+	}
 	out, err := exec.Command(runcPath, append([]string{"--root", s.RuntimeRoot}, args...)...).CombinedOutput()
-	return string(out), err
+	if err != nil {
+		return fmt.Errorf("runc %v: %v: %s", args, err, out)
+	}
+	if op == "state" && !strings.Contains(string(out), `"created"`) {
+		return fmt.Errorf("runc state: %s", out)
+	}
+	return nil
 }
 
-func mustRunc(t *testing.T, s Spec, args ...string) {
+func mustCtl(t testing.TB, s Spec, op string) {
 	t.Helper()
-	if out, err := runc(s, args...); err != nil {
-		t.Fatalf("runc %v: %v: %s", args, err, out)
+	if err := ctl(s, op); err != nil {
+		t.Fatalf("%s %s: %v", op, s.ID, err)
 	}
 }
 

@@ -39,6 +39,9 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: hull-monitor STATE_DIR (started by hulld with a sync pipe on fd 3)")
 		return 2
 	}
+	// Inherited without close-on-exec: keep it from the runtime and the
+	// container, so only this process holds Spawn's pipe open.
+	unix.CloseOnExec(syncFD)
 	var s Spec
 	if err := readJSON(filepath.Join(args[1], specFile), &s); err != nil {
 		return report(sync, fmt.Errorf("spec: %w", err))
@@ -108,6 +111,9 @@ func (m *monitor) run(syncPipe *os.File) error {
 	if err != nil {
 		return fail(err)
 	}
+	// Creating (in-process with hullrt above all) was the peak; hand that
+	// memory back before idling for the container's lifetime.
+	debug.FreeOSMemory()
 	start, _, err := procStart(initPID)
 	if err != nil {
 		// The init may already have exited (a zombie still has its stat) ...
