@@ -31,6 +31,9 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		spec = sc.GetRunAsUsername()
 	}
 	if sc.GetRunAsGroup() != nil {
+		if sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+			return specs.User{}, fmt.Errorf("run_as_group is set without run_as_user or run_as_username: %w", errdefs.ErrInvalidArgument)
+		}
 		if i := strings.IndexByte(spec, ':'); i >= 0 {
 			spec = spec[:i]
 		}
@@ -118,11 +121,32 @@ func allCaps() []string {
 			last = n
 		}
 	}
+	bnd := ownBoundingSet()
 	out := make([]string, 0, last+1)
-	for _, n := range names[:last+1] {
-		out = append(out, "CAP_"+n)
+	for i, n := range names[:last+1] {
+		// A container cannot get a capability hulld itself lacks (this host
+		// drops CAP_SYS_RESOURCE): asking for it fails the runtime's capset.
+		if bnd&(1<<uint(i)) != 0 {
+			out = append(out, "CAP_"+n)
+		}
 	}
 	return out
+}
+
+// ownBoundingSet is hulld's capability bounding set (all bits when unknown).
+func ownBoundingSet() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ^uint64(0)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return ^uint64(0)
 }
 
 // capabilities applies add/drop (with "ALL") to the default set; a
@@ -157,7 +181,7 @@ func capabilities(sc *runtimeapi.LinuxContainerSecurityContext) (*specs.LinuxCap
 			}
 			n := capName(c)
 			if !known[n] {
-				return nil, fmt.Errorf("capability %q is unknown: %w", c, errdefs.ErrInvalidArgument)
+				return nil, fmt.Errorf("capability %q is unknown or not held by hulld on this host: %w", c, errdefs.ErrInvalidArgument)
 			}
 			cur[n] = true
 		}
