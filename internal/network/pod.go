@@ -109,6 +109,9 @@ func (m *Manager) Setup(ctx context.Context, pod PodMeta, netnsPath string, port
 	if err != nil {
 		return nil, err
 	}
+	if err := loopbackUp(netnsPath); err != nil {
+		return nil, fmt.Errorf("cni: pod %s: netns %s: %w", pod.ID, netnsPath, err)
+	}
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	defer func() {
 		if retErr != nil {

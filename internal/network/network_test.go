@@ -1,0 +1,495 @@
+package network
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hull/internal/config"
+	"hull/internal/errdefs"
+	"hull/internal/nsutil"
+)
+
+const pluginDir = "/usr/lib/cni"
+
+// testNet is one CNI network on its own bridge and subnet, with every piece
+// of state (conf, libcni cache, host-local leases) in a temp dir.
+type testNet struct {
+	name, bridge, subnet, gateway string
+	confDir, cacheDir, dataDir    string
+	m                             *Manager
+}
+
+func requireCNI(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for netns, veth and bridges")
+	}
+	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		if _, err := os.Stat(filepath.Join(pluginDir, p)); err != nil {
+			t.Skipf("CNI plugin %s missing (apt-get install containernetworking-plugins): %v", p, err)
+		}
+	}
+}
+
+// newTestNet writes a bridge + host-local + portmap + loopback conflist for
+// bridge on 10.226.<octet>.0/24 and returns a Manager reading it. Cleanup
+// deletes the bridge.
+func newTestNet(t *testing.T, bridge string, octet int) *testNet {
+	t.Helper()
+	dir := t.TempDir()
+	n := &testNet{
+		name:     "hulltest-" + bridge,
+		bridge:   bridge,
+		subnet:   fmt.Sprintf("10.226.%d.0/24", octet),
+		gateway:  fmt.Sprintf("10.226.%d.1", octet),
+		confDir:  filepath.Join(dir, "net.d"),
+		cacheDir: filepath.Join(dir, "cache"),
+		dataDir:  filepath.Join(dir, "ipam"),
+	}
+	deleteLink(t, bridge) // a leftover from a killed run
+	t.Cleanup(func() { deleteLink(t, bridge) })
+	n.writeConf(t, "10-hulltest.conflist")
+	m, err := New(config.CNI{ConfDir: n.confDir, BinDirs: []string{"/nonexistent/cni", pluginDir}, CacheDir: n.cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.m = m
+	return n
+}
+
+func (n *testNet) writeConf(t *testing.T, file string) {
+	t.Helper()
+	conf := fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": %q,
+  "plugins": [
+    {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "dataDir": %q}},
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "loopback"}
+  ]
+}`, n.name, n.bridge, n.subnet, n.dataDir)
+	if err := os.MkdirAll(n.confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.confDir, file), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteLink(t *testing.T, name string) {
+	t.Helper()
+	if _, err := os.Stat("/sys/class/net/" + name); err != nil {
+		return
+	}
+	if out, err := exec.Command("ip", "link", "del", name).CombinedOutput(); err != nil {
+		t.Errorf("ip link del %s: %v: %s", name, err, out)
+	}
+}
+
+// pinNetns makes a fresh network namespace, removed at cleanup.
+func pinNetns(t *testing.T) string {
+	t.Helper()
+	paths, err := nsutil.Pin(filepath.Join(t.TempDir(), "ns"), []string{"net"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nsutil.Unpin(paths); err != nil {
+			t.Errorf("unpin: %v", err)
+		}
+	})
+	return paths["net"]
+}
+
+func inNetns(t *testing.T, path string, fn func() error) {
+	t.Helper()
+	if err := nsutil.Enter(map[string]string{"net": path}, fn); err != nil {
+		t.Fatalf("in netns %s: %v", path, err)
+	}
+}
+
+func pod(n int) PodMeta {
+	return PodMeta{ID: fmt.Sprintf("%064x", 0xc0ffee00+n), Name: fmt.Sprintf("pod-%d", n), Namespace: "hulltest", UID: fmt.Sprintf("uid-%d", n)}
+}
+
+// setup runs Setup and registers a Teardown at cleanup.
+func (n *testNet) setup(t *testing.T, p PodMeta, netns string, ports []PortMapping) *Result {
+	t.Helper()
+	res, err := n.m.Setup(context.Background(), p, netns, ports)
+	if err != nil {
+		t.Fatalf("Setup %s: %v", p.Name, err)
+	}
+	t.Cleanup(func() {
+		if err := n.m.Teardown(context.Background(), p, netns, ports); err != nil {
+			t.Errorf("cleanup Teardown %s: %v", p.Name, err)
+		}
+	})
+	return res
+}
+
+// leases returns the IPs host-local holds for the network.
+func (n *testNet) leases(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(n.dataDir, n.name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, e := range ents {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
+}
+
+// bridgePorts lists the host-side veths attached to the bridge.
+func (n *testNet) bridgePorts(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join("/sys/class/net", n.bridge, "brif"))
+	if err != nil {
+		t.Fatalf("bridge %s: %v", n.bridge, err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func (n *testNet) cacheEntries(t *testing.T) []string {
+	t.Helper()
+	ents, _ := os.ReadDir(filepath.Join(n.cacheDir, "results"))
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func natRulesMentioning(t *testing.T, ip string) []string {
+	t.Helper()
+	out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables-save: %v: %s", err, out)
+	}
+	var rules []string
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), ip+"/32") || strings.Contains(sc.Text(), ip+":") {
+			rules = append(rules, sc.Text())
+		}
+	}
+	return rules
+}
+
+// listen opens a TCP echo-once server inside netns on addr and returns its
+// address; the socket keeps living in that netns after Enter returns.
+func listen(t *testing.T, netns, addr string) string {
+	t.Helper()
+	var ln net.Listener
+	inNetns(t, netns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				fmt.Fprintf(c, "pong %s", line)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// exchange dials addr (from inside netns when it is not empty) and returns
+// the server's answer to "ping".
+func exchange(t *testing.T, netns, addr string) string {
+	t.Helper()
+	var reply string
+	dial := func() error {
+		d := net.Dialer{Timeout: 20 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := fmt.Fprintf(c, "ping\n"); err != nil {
+			return err
+		}
+		reply, err = bufio.NewReader(c).ReadString('\n')
+		return err
+	}
+	if netns == "" {
+		if err := dial(); err != nil {
+			t.Fatalf("dial %s from the host: %v", addr, err)
+		}
+	} else {
+		inNetns(t, netns, dial)
+	}
+	return reply
+}
+
+func TestTwoPodsReachEachOther(t *testing.T) {
+	requireCNI(t)
+	n := newTestNet(t, "hulltest0", 7)
+	if err := n.m.Status(); err != nil {
+		t.Fatalf("Status with a valid conflist: %v", err)
+	}
+	_, subnet, _ := net.ParseCIDR(n.subnet)
+	nsA, nsB := pinNetns(t), pinNetns(t)
+	podA, podB := pod(1), pod(2)
+	const hostPort = 38207
+	ports := []PortMapping{{Protocol: "TCP", ContainerPort: 8080, HostPort: hostPort, HostIP: n.gateway}}
+	resA := n.setup(t, podA, nsA, nil)
+	resB := n.setup(t, podB, nsB, ports)
+
+	for _, r := range []*Result{resA, resB} {
+		if len(r.IPs) != 1 || !subnet.Contains(net.ParseIP(r.IPs[0])) || r.Interface != "eth0" || r.Network != n.name {
+			t.Fatalf("result %+v: want one IP in %s on eth0 of %s", r, n.subnet, n.name)
+		}
+	}
+	if resA.IPs[0] == resB.IPs[0] {
+		t.Fatalf("both pods got %s", resA.IPs[0])
+	}
+	// Each netns really carries its address on eth0, and lo is up.
+	for _, c := range []struct{ ns, ip string }{{nsA, resA.IPs[0]}, {nsB, resB.IPs[0]}} {
+		inNetns(t, c.ns, func() error {
+			ifc, err := net.InterfaceByName("eth0")
+			if err != nil {
+				return err
+			}
+			addrs, err := ifc.Addrs()
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				if strings.HasPrefix(a.String(), c.ip+"/") {
+					return nil
+				}
+			}
+			return fmt.Errorf("eth0 has %v, want %s", addrs, c.ip)
+		})
+		lo := listen(t, c.ns, "127.0.0.1:0")
+		if got := exchange(t, c.ns, lo); got != "pong ping\n" {
+			t.Fatalf("loopback in the pod answered %q", got)
+		}
+	}
+	if got := n.leases(t); len(got) != 2 {
+		t.Fatalf("host-local leases = %v, want 2", got)
+	}
+	if got := n.bridgePorts(t); len(got) != 2 {
+		t.Fatalf("bridge %s ports = %v, want 2 veths", n.bridge, got)
+	}
+
+	// A reaches B by IP over the bridge.
+	addrB := listen(t, nsB, net.JoinHostPort(resB.IPs[0], "8080"))
+	if got := exchange(t, nsA, addrB); got != "pong ping\n" {
+		t.Fatalf("pod A → pod B answered %q", got)
+	}
+	// portmap: the host reaches B through its hostPort on the bridge IP.
+	if got := exchange(t, "", net.JoinHostPort(n.gateway, fmt.Sprint(hostPort))); got != "pong ping\n" {
+		t.Fatalf("host → hostPort %d answered %q", hostPort, got)
+	}
+	if rules := natRulesMentioning(t, resB.IPs[0]); len(rules) == 0 {
+		t.Fatal("no DNAT rule for pod B's hostPort")
+	}
+
+	// Teardown twice: the second finds nothing and still succeeds.
+	for i := range 2 {
+		for _, c := range []struct {
+			p     PodMeta
+			ns    string
+			ports []PortMapping
+		}{{podA, nsA, nil}, {podB, nsB, ports}} {
+			if err := n.m.Teardown(context.Background(), c.p, c.ns, c.ports); err != nil {
+				t.Fatalf("Teardown %d of %s: %v", i+1, c.p.Name, err)
+			}
+		}
+	}
+	if got := n.leases(t); len(got) != 0 {
+		t.Errorf("leases after teardown = %v", got)
+	}
+	if got := n.bridgePorts(t); len(got) != 0 {
+		t.Errorf("bridge ports after teardown = %v", got)
+	}
+	if got := n.cacheEntries(t); len(got) != 0 {
+		t.Errorf("libcni cache after teardown = %v", got)
+	}
+	if rules := natRulesMentioning(t, resB.IPs[0]); len(rules) != 0 {
+		t.Errorf("NAT rules left after teardown: %v", rules)
+	}
+	inNetns(t, nsA, func() error {
+		if _, err := net.InterfaceByName("eth0"); err == nil {
+			return errors.New("eth0 still in pod A's netns after teardown")
+		}
+		return nil
+	})
+}
+
+// TestTeardownAfterConfChange is hulld restarting after the CNI conf was
+// replaced: the new Manager tears the pod down with the configuration libcni
+// cached at ADD time, and also when the netns is already gone.
+func TestTeardownAfterConfChange(t *testing.T) {
+	requireCNI(t)
+	n := newTestNet(t, "hulltest1", 8)
+	nsA, nsB := pinNetns(t), pinNetns(t)
+	podA, podB := pod(11), pod(12)
+	resA := n.setup(t, podA, nsA, nil)
+	n.setup(t, podB, nsB, nil)
+	if len(n.leases(t)) != 2 {
+		t.Fatalf("leases = %v", n.leases(t))
+	}
+
+	// The network is replaced by one with another name and bridge.
+	if err := os.Remove(filepath.Join(n.confDir, "10-hulltest.conflist")); err != nil {
+		t.Fatal(err)
+	}
+	other := *n
+	other.name, other.bridge, other.subnet = "hulltest-other", "hulltest2", "10.226.9.0/24"
+	deleteLink(t, other.bridge)
+	t.Cleanup(func() { deleteLink(t, other.bridge) })
+	other.writeConf(t, "20-other.conflist")
+	m2, err := New(config.CNI{ConfDir: n.confDir, BinDirs: []string{pluginDir}, CacheDir: n.cacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, err := m2.NetworkName(); err != nil || name != "hulltest-other" {
+		t.Fatalf("NetworkName = %q, %v", name, err)
+	}
+
+	if err := m2.Teardown(context.Background(), podA, nsA, nil); err != nil {
+		t.Fatalf("Teardown after conf change: %v", err)
+	}
+	if got := n.leases(t); slices.Contains(got, resA.IPs[0]) || len(got) != 1 {
+		t.Fatalf("leases after tearing down A = %v, want only B's", got)
+	}
+	// B's netns disappears before its teardown (node reboot, crash).
+	if err := nsutil.Unpin(map[string]string{"net": nsB}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := m2.Teardown(context.Background(), podB, nsB, nil); err != nil {
+			t.Fatalf("Teardown %d with the netns gone: %v", i+1, err)
+		}
+	}
+	if got := n.leases(t); len(got) != 0 {
+		t.Fatalf("leases after teardown = %v", got)
+	}
+	if got := n.cacheEntries(t); len(got) != 0 {
+		t.Fatalf("cache after teardown = %v", got)
+	}
+	if got := n.bridgePorts(t); len(got) != 0 {
+		t.Fatalf("old bridge ports after teardown = %v", got)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	requireCNI(t)
+	dir := t.TempDir()
+	confDir := filepath.Join(dir, "net.d")
+	m, err := New(config.CNI{ConfDir: confDir, BinDirs: []string{pluginDir}, CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectNotReady := func(what, want string) {
+		t.Helper()
+		err := m.Status()
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Status with %s = %v, want FailedPrecondition mentioning %q", what, err, want)
+		}
+	}
+	expectNotReady("a missing conf_dir", "no network configuration")
+	if err := os.MkdirAll(confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	expectNotReady("an empty conf_dir", "no network configuration")
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(confDir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("00-broken.conflist", "{not json")
+	write("README.txt", "not a conf")
+	expectNotReady("only a broken file", "00-broken.conflist")
+	write("10-missing.conflist", `{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"nosuchplugin"}]}`)
+	expectNotReady("a missing plugin", `"nosuchplugin" not found`)
+	// A single-plugin .conf is a usable network too.
+	write("20-single.conf", `{"cniVersion":"1.0.0","name":"single","type":"loopback"}`)
+	if err := m.Status(); err != nil {
+		t.Fatalf("Status with a .conf: %v", err)
+	}
+	if name, _ := m.NetworkName(); name != "single" {
+		t.Fatalf("NetworkName = %q, want the first usable file's network", name)
+	}
+	// Setup refuses a missing netns before calling any plugin.
+	_, err = m.Setup(context.Background(), pod(30), filepath.Join(dir, "nonetns"), nil)
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Setup with a missing netns = %v, want ErrNotFound", err)
+	}
+	// Teardown with nothing cached, no netns and a loopback network succeeds.
+	if err := m.Teardown(context.Background(), pod(30), filepath.Join(dir, "nonetns"), nil); err != nil {
+		t.Fatalf("Teardown of a pod never set up: %v", err)
+	}
+}
+
+func TestNewAndPortErrors(t *testing.T) {
+	for _, c := range []config.CNI{
+		{ConfDir: "net.d", BinDirs: []string{pluginDir}},
+		{ConfDir: "/etc/cni/net.d"},
+		{ConfDir: "/etc/cni/net.d", BinDirs: []string{"bin"}},
+		{ConfDir: "/etc/cni/net.d", BinDirs: []string{pluginDir}, CacheDir: "cache"},
+	} {
+		if _, err := New(c); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("New(%+v) = %v, want ErrInvalidArgument", c, err)
+		}
+	}
+	m, err := New(config.CNI{ConfDir: t.TempDir(), BinDirs: []string{pluginDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]PortMapping{
+		{{Protocol: "icmp", ContainerPort: 1, HostPort: 2}},
+		{{ContainerPort: 0, HostPort: 80}},
+		{{ContainerPort: 80, HostPort: 70000}},
+		{{ContainerPort: 80, HostPort: 8080, HostIP: "nope"}},
+	} {
+		if _, err := m.runtimeConf(pod(40), "/x", p); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("ports %+v: %v, want ErrInvalidArgument", p, err)
+		}
+	}
+	if _, err := m.runtimeConf(PodMeta{Name: "x"}, "/x", nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("pod without id: %v", err)
+	}
+	rt, err := m.runtimeConf(pod(41), "/x", []PortMapping{{ContainerPort: 80}, {ContainerPort: 53, HostPort: 5353, Protocol: "UDP"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, _ := rt.CapabilityArgs["portMappings"].([]portMapping)
+	if len(pm) != 1 || pm[0] != (portMapping{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}) {
+		t.Errorf("portMappings = %+v, want only the one with a host port, protocol lower-cased", pm)
+	}
+}
