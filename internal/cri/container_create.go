@@ -32,6 +32,9 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if ref == "" {
 		return nil, fmt.Errorf("create container %q: image is required: %w", md.Name, errdefs.ErrInvalidArgument)
 	}
+	if err := s.resolveImageVolumes(cfg); err != nil {
+		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
+	}
 	sb, err := s.store.Sandbox(r.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: %w", md.Name, err)

@@ -291,9 +291,15 @@ func (s *Service) addCRIMounts(spec *specs.Spec, in specInput) error {
 		}
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: opts})
 	}
-	for _, m := range in.cfg.GetMounts() {
+	for i, m := range in.cfg.GetMounts() {
 		if m.ContainerPath == "" || !filepath.IsAbs(m.ContainerPath) {
 			return fmt.Errorf("mount %q: container path must be absolute: %w", m.ContainerPath, errdefs.ErrInvalidArgument)
+		}
+		if m.GetImage() != nil {
+			if err := s.addImageVolume(spec, in.id, i, m); err != nil {
+				return err
+			}
+			continue
 		}
 		if m.HostPath == "" {
 			return fmt.Errorf("mount %q: host path is empty: %w", m.ContainerPath, errdefs.ErrInvalidArgument)

@@ -174,6 +174,7 @@ func (s *Service) cleanupContainer(ctx context.Context, c *store.Container, h ru
 			break
 		}
 	}
+	s.unmountVolumes(c.ID)
 	if err := s.opts.Images.RemoveRootfs(c.ID); err != nil {
 		s.log.Warn("remove rootfs", "id", c.ID, "err", err)
 	}
