@@ -3,7 +3,6 @@
 package seccomp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -17,9 +16,6 @@ import (
 
 // maxInsns is the kernel's limit on one classic BPF program (BPF_MAXINSNS).
 const maxInsns = maxProgLen
-
-// sockFilterSize is sizeof(struct sock_filter).
-const sockFilterSize = 8
 
 // Compile validates and compiles an OCI seccomp config to a BPF program for
 // Load. It runs in the runtime's parent process; the result is plain data
@@ -244,24 +240,6 @@ func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	return parseBPF(raw)
 }
 
-// parseBPF decodes a native-endian sock_filter array.
-func parseBPF(raw []byte) ([]unix.SockFilter, error) {
-	if len(raw) == 0 || len(raw)%sockFilterSize != 0 {
-		return nil, fmt.Errorf("seccomp: BPF export of %d bytes is not a sock_filter array", len(raw))
-	}
-	prog := make([]unix.SockFilter, len(raw)/sockFilterSize)
-	for i := range prog {
-		b := raw[i*sockFilterSize:]
-		prog[i] = unix.SockFilter{
-			Code: binary.NativeEndian.Uint16(b[0:2]),
-			Jt:   b[2],
-			Jf:   b[3],
-			K:    binary.NativeEndian.Uint32(b[4:8]),
-		}
-	}
-	return prog, nil
-}
-
 // libArchSupported reports whether the linked libseccomp can build filters
 // for the architecture named lib.
 func libArchSupported(lib string) bool {
@@ -328,4 +306,10 @@ func recordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.Sc
 			maxNr[a] = v
 		}
 	}
+}
+
+// libVersion is the linked libseccomp's version, part of the cache key.
+func libVersion() string {
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
 }

@@ -11,6 +11,13 @@
 //     work), so the init needs nothing but the program bytes the parent
 //     hands it.
 //
+// Compiling costs ~10 ms for the default profile, so runtimes call
+// Cache.Compile (NewCache(dir)) instead of Compile: a warm in-memory hit
+// costs ~50 µs, a disk hit in a fresh process ~130 µs.
+//
+// For SCMP_ACT_NOTIFY profiles (NeedsListener) the init uses LoadListener,
+// and the listener goes to the agent at ListenerPath with SendListener.
+//
 // Semantics follow runc so that profiles written for runc/crun behave the
 // same: syscall names libseccomp does not know are ignored (a profile written
 // for a newer kernel still loads), several conditions on the same argument
