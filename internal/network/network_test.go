@@ -386,6 +386,9 @@ func TestTeardownAfterConfChange(t *testing.T) {
 	if got := n.leases(t); slices.Contains(got, resA.IPs[0]) || len(got) != 1 {
 		t.Fatalf("leases after tearing down A = %v, want only B's", got)
 	}
+	if got := n.bridgePorts(t); len(got) != 1 {
+		t.Fatalf("old bridge ports after tearing down A = %v, want only B's veth", got)
+	}
 	// B's netns disappears before its teardown (node reboot, crash).
 	if err := nsutil.Unpin(map[string]string{"net": nsB}); err != nil {
 		t.Fatal(err)
@@ -401,9 +404,9 @@ func TestTeardownAfterConfChange(t *testing.T) {
 	if got := n.cacheEntries(t); len(got) != 0 {
 		t.Fatalf("cache after teardown = %v", got)
 	}
-	if got := n.bridgePorts(t); len(got) != 0 {
-		t.Fatalf("old bridge ports after teardown = %v", got)
-	}
+	// B's host-side veth is not checked: the kernel destroys it with the
+	// netns, asynchronously (cleanup_net), and the bridge's deletion at
+	// cleanup removes whatever is left.
 }
 
 func TestStatus(t *testing.T) {
