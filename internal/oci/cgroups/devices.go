@@ -111,12 +111,14 @@ type devPolicy struct {
 	exceptions   []devRule
 }
 
-// compileDevices folds ordered spec rules into a devPolicy. A rule for all
-// devices ("a") resets the policy; a rule agreeing with the default removes
-// the matching access from an identical exception; any other rule adds
-// (or widens) an exception. A cgroup with no rules allows everything.
+// compileDevices folds ordered spec rules into a devPolicy, starting (as
+// runc does) from "deny everything": a rule for all devices ("a") resets
+// the policy; a rule agreeing with the default removes the matching access
+// from an identical exception; any other rule adds (or widens) an
+// exception. Set never calls it for an empty list: no rules means "leave
+// the device policy alone" (runc update without devices).
 func compileDevices(rules []specs.LinuxDeviceCgroup) (devPolicy, error) {
-	p := devPolicy{defaultAllow: true}
+	p := devPolicy{defaultAllow: false}
 	for _, d := range rules {
 		r, err := toDevRule(d)
 		if err != nil {
@@ -205,11 +207,11 @@ func setDevicesV1(dir string, r *specs.LinuxResources) error {
 	return nil
 }
 
-// DefaultDeviceRules is the device allow-list runc gives every container
-// (deny all, then mknod of any device, the standard character devices,
-// /dev/pts/*, /dev/ptmx and /dev/net/tun). The OCI runtime prepends it to
-// the spec's own rules when it builds the cgroup resources.
-func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
+// DefaultAllowedDevices is the device allow-list runc appends to every
+// container's rules (so a spec cannot lock out /dev/null): mknod of any
+// device, the standard character devices, /dev/pts/*, /dev/ptmx and
+// /dev/net/tun.
+func DefaultAllowedDevices() []specs.LinuxDeviceCgroup {
 	dev := func(t string, major, minor int64, access string) specs.LinuxDeviceCgroup {
 		d := specs.LinuxDeviceCgroup{Allow: true, Type: t, Access: access}
 		if major >= 0 {
@@ -221,7 +223,6 @@ func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 		return d
 	}
 	return []specs.LinuxDeviceCgroup{
-		{Allow: false, Access: "rwm"},
 		dev("c", -1, -1, "m"),
 		dev("b", -1, -1, "m"),
 		dev("c", 1, 3, "rwm"),    // /dev/null
@@ -234,4 +235,13 @@ func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 		dev("c", 5, 2, "rwm"),    // /dev/ptmx
 		dev("c", 10, 200, "rwm"), // /dev/net/tun
 	}
+}
+
+// WithDefaultDevices returns the spec's rules followed by
+// DefaultAllowedDevices: what runc programs for a container. The OCI
+// runtime passes this as LinuxResources.Devices at create time.
+func WithDefaultDevices(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+	out := make([]specs.LinuxDeviceCgroup, 0, len(rules)+11)
+	out = append(out, rules...)
+	return append(out, DefaultAllowedDevices()...)
 }

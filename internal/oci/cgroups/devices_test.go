@@ -35,7 +35,8 @@ func TestCompileDevices(t *testing.T) {
 		defaultAllow bool
 		exceptions   []string
 	}{
-		{"none", nil, true, nil},
+		{"none", nil, false, nil},
+		{"allows alone start from deny", []specs.LinuxDeviceCgroup{dev(true, "c", 1, 3, "rwm")}, false, []string{"c 1:3 rwm"}},
 		{"deny all then allow", []specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm"), dev(true, "c", 1, 3, "rwm"), dev(true, "c", 136, -1, "rw")},
 			false, []string{"c 1:3 rwm", "c 136:* rw"}},
 		{"later reset wins", []specs.LinuxDeviceCgroup{dev(false, "", -1, -1, "rwm"), dev(true, "c", 1, 3, "rwm"), dev(true, "a", -1, -1, "rwm")},
@@ -44,7 +45,7 @@ func TestCompileDevices(t *testing.T) {
 			false, []string{"c 1:5 rm"}},
 		{"allow widens", []specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm"), dev(true, "b", 8, 0, "r"), dev(true, "b", 8, 0, "w")},
 			false, []string{"b 8:0 rw"}},
-		{"default allow with denies", []specs.LinuxDeviceCgroup{dev(false, "c", 10, 200, "rwm")}, true, []string{"c 10:200 rwm"}},
+		{"default allow with denies", []specs.LinuxDeviceCgroup{dev(true, "a", -1, -1, "rwm"), dev(false, "c", 10, 200, "rwm")}, true, []string{"c 10:200 rwm"}},
 	}
 	for _, c := range cases {
 		p, err := compileDevices(c.rules)
@@ -67,8 +68,13 @@ const (
 	writeZero = "echo hi >/dev/zero"
 )
 
+// defaults is what a runtime programs for a spec with the usual deny-all.
+func defaults() []specs.LinuxDeviceCgroup {
+	return WithDefaultDevices([]specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm")})
+}
+
 func withoutZero() []specs.LinuxDeviceCgroup {
-	return append(DefaultDeviceRules(), dev(false, "c", 1, 5, "rwm"))
+	return append(defaults(), dev(false, "c", 1, 5, "rwm"))
 }
 
 func TestV1DevicesEnforced(t *testing.T) {
@@ -84,7 +90,7 @@ func TestV1DevicesEnforced(t *testing.T) {
 			t.Fatalf("Set devices: %v", err)
 		}
 	}
-	set(DefaultDeviceRules())
+	set(defaults())
 	list := readTrim(t, m.Path("devices"), "devices.list")
 	for _, want := range []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 136:* rwm"} {
 		if !slices.Contains(strings.Split(list, "\n"), want) {
@@ -102,7 +108,7 @@ func TestV1DevicesEnforced(t *testing.T) {
 	if strings.Contains(readTrim(t, m.Path("devices"), "devices.list"), "c 1:5") {
 		t.Error("c 1:5 still listed")
 	}
-	set(append(DefaultDeviceRules()[:0:0], dev(true, "a", -1, -1, "rwm"), dev(false, "c", 1, 5, "w")))
+	set(append([]specs.LinuxDeviceCgroup(nil), dev(true, "a", -1, -1, "rwm"), dev(false, "c", 1, 5, "w")))
 	if got := p.send(t, readZero); got != "ok" {
 		t.Errorf("read /dev/zero with only write denied: %s", got)
 	}
@@ -129,7 +135,7 @@ func TestV2DevicesEBPFEnforced(t *testing.T) {
 		cmd   string
 		want  string
 	}{
-		{"default list allows /dev/zero", DefaultDeviceRules(), readZero, "ok"},
+		{"default list allows /dev/zero", defaults(), readZero, "ok"},
 		{"default list without /dev/zero", withoutZero(), readZero, "denied"},
 		{"  ...and /dev/null still works", withoutZero(), "echo hi >/dev/null", "ok"},
 		{"allow all, deny zero write: read", []specs.LinuxDeviceCgroup{dev(true, "a", -1, -1, "rwm"), dev(false, "c", 1, 5, "w")}, readZero, "ok"},

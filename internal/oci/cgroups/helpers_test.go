@@ -83,12 +83,15 @@ func startProc(t *testing.T, script string) *proc {
 		t.Fatal(err)
 	}
 	cmd.Stderr = os.Stderr
+	// Own process group, so cleanup reaches the script's children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %q: %v", script, err)
 	}
 	p := &proc{cmd: cmd, in: in, out: bufio.NewReader(out)}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		// A frozen process cannot die: thaw whatever froze it.
 		thawAll(cmd.Process.Pid)
 		in.Close()

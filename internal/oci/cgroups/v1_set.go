@@ -49,8 +49,11 @@ func (m *v1Manager) Set(r *specs.LinuxResources) error {
 		}
 	}
 	if m.unified != nil {
-		// Controllers bound to the cgroup2 side of a hybrid host.
-		if _, v1 := m.paths["hugetlb"]; !v1 && len(r.HugepageLimits) > 0 {
+		// Controllers bound to the cgroup2 side of a hybrid host. Where
+		// the kernel would not enable hugetlb for this directory (an
+		// ancestor with processes), it is skipped like an unmounted v1
+		// controller.
+		if _, v1 := m.paths["hugetlb"]; !v1 && len(r.HugepageLimits) > 0 && hasController(m.unified.dir, "hugetlb") {
 			if err := m.unified.setHugetlb(r); err != nil {
 				return err
 			}
