@@ -140,10 +140,11 @@ func (s *Store) fetchLayer(ctx context.Context, j layerJob, report func(Progress
 	sinks := []io.Writer{}
 	compHash := sha256.New()
 	sinks = append(sinks, compHash)
-	var blobFile *os.File
+	var blobFile *directWriter
+	blobTmp := filepath.Join(tmp, "blob")
 	needBlob := j.keepBlob && !exists(s.blobPath(dgst))
 	if needBlob {
-		blobFile, err = os.Create(filepath.Join(tmp, "blob"))
+		blobFile, err = createDirectPath(blobTmp)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", dgst, err)
 		}
@@ -205,12 +206,10 @@ func (s *Store) fetchLayer(ctx context.Context, j layerJob, report func(Progress
 	report(Progress{Layer: dgst, Done: cw.done, Total: j.desc.Size})
 
 	if needBlob {
-		if s.opts.SyncLayers {
-			if err := blobFile.Sync(); err != nil {
-				return fmt.Errorf("layer %s: %w", dgst, err)
-			}
+		if err := blobFile.close(blobFile.finish(s.opts.SyncLayers)); err != nil {
+			return fmt.Errorf("layer %s: %w", dgst, err)
 		}
-		if err := os.Rename(blobFile.Name(), s.blobPath(dgst)); err != nil {
+		if err := os.Rename(blobTmp, s.blobPath(dgst)); err != nil {
 			return fmt.Errorf("commit layer blob %s: %w", dgst, err)
 		}
 	}

@@ -260,6 +260,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 }
 
 func (u *unpacker) file(pfd int, rel, base string, hdr *tar.Header, r io.Reader) error {
+	if hdr.Size >= directThreshold {
+		return u.bigFile(pfd, rel, base, hdr, r)
+	}
 	fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create %q: %w", rel, err)
@@ -275,6 +278,27 @@ func (u *unpacker) file(pfd int, rel, base string, hdr *tar.Header, r io.Reader)
 		}
 	}
 	if err := u.fdMeta(fd, rel, hdr); err != nil {
+		return err
+	}
+	return u.times(pfd, base, hdr)
+}
+
+// bigFile writes a large regular file with O_DIRECT (see directio_linux.go).
+func (u *unpacker) bigFile(pfd int, rel, base string, hdr *tar.Header, r io.Reader) error {
+	w, err := createDirect(pfd, base, 0o600)
+	if err != nil {
+		return fmt.Errorf("create %q: %w", rel, err)
+	}
+	if _, err := w.ReadFrom(r); err != nil {
+		return w.close(fmt.Errorf("write %q: %w", rel, err))
+	}
+	if err := w.finish(u.opts.sync); err != nil {
+		return w.close(err)
+	}
+	if err := u.fdMeta(w.fd, rel, hdr); err != nil {
+		return w.close(err)
+	}
+	if err := w.close(nil); err != nil {
 		return err
 	}
 	return u.times(pfd, base, hdr)

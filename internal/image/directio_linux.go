@@ -1,0 +1,190 @@
+package image
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Large layer data is written with O_DIRECT. Why: filling the page cache
+// with hundreds of MB of freshly allocated pages is the slowest part of an
+// unpack on VMs (measured here: ~110-250 MB/s buffered vs ~1.9 GB/s
+// direct for new files), and a pulled layer is rarely read back soon
+// enough for the cache to pay off.
+const (
+	directAlign     = 4096
+	directBufSize   = 1 << 20
+	directThreshold = 256 << 10 // files smaller than this go through the page cache
+)
+
+// directBufs recycles aligned buffers: touching new memory is what costs.
+var directBufs = sync.Pool{New: func() any {
+	b := make([]byte, directBufSize+directAlign)
+	off := directAlign - int(uintptr(unsafe.Pointer(&b[0]))&(directAlign-1))
+	if off == directAlign {
+		off = 0
+	}
+	aligned := b[off : off+directBufSize : off+directBufSize]
+	return &aligned
+}}
+
+// directWriter writes a new file with O_DIRECT in aligned chunks; the
+// unaligned tail is written through the page cache at Close.
+type directWriter struct {
+	fd     int
+	name   string
+	buf    *[]byte
+	n      int
+	direct bool
+	err    error
+}
+
+// createDirect creates path (which must not exist) for writing. dirfd and
+// name are as for openat. When the filesystem refuses O_DIRECT the writer
+// silently writes buffered.
+func createDirect(dirfd int, name string, mode uint32) (*directWriter, error) {
+	flags := unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(dirfd, name, flags|unix.O_DIRECT, mode)
+	direct := true
+	if err == unix.EINVAL {
+		direct = false
+		fd, err = unix.Openat(dirfd, name, flags, mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &directWriter{fd: fd, name: name, buf: directBufs.Get().(*[]byte), direct: direct}, nil
+}
+
+func (w *directWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	total := len(p)
+	for len(p) > 0 {
+		c := copy((*w.buf)[w.n:], p)
+		w.n += c
+		p = p[c:]
+		if w.n == len(*w.buf) {
+			if err := w.flush(w.n); err != nil {
+				return total - len(p), err
+			}
+		}
+	}
+	return total, nil
+}
+
+// ReadFrom reads straight into the aligned buffer, saving a copy.
+func (w *directWriter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for w.err == nil {
+		n, err := io.ReadFull(r, (*w.buf)[w.n:])
+		w.n += n
+		total += int64(n)
+		if w.n == len(*w.buf) {
+			if ferr := w.flush(w.n); ferr != nil {
+				return total, ferr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, w.err
+}
+
+// flush writes the first n buffered bytes (n aligned, or any n when buffered).
+func (w *directWriter) flush(n int) error {
+	b := (*w.buf)[:n]
+	for len(b) > 0 {
+		m, err := unix.Write(w.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && m == 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			w.err = fmt.Errorf("write %s: %w", w.name, err)
+			return w.err
+		}
+		b = b[m:]
+	}
+	rest := copy(*w.buf, (*w.buf)[n:w.n])
+	w.n = rest
+	return nil
+}
+
+// finish writes the buffered tail and, when sync is set, fsyncs the file.
+// The fd stays open for metadata calls until close.
+func (w *directWriter) finish(sync bool) error {
+	if w.err == nil && w.n > 0 {
+		aligned := w.n &^ (directAlign - 1)
+		if w.direct && aligned > 0 {
+			_ = w.flush(aligned)
+		}
+		if w.err == nil && w.n > 0 {
+			if w.direct {
+				// The tail is not block-sized: write it through the page cache.
+				fl, err := unix.FcntlInt(uintptr(w.fd), unix.F_GETFL, 0)
+				if err == nil {
+					_, err = unix.FcntlInt(uintptr(w.fd), unix.F_SETFL, fl&^unix.O_DIRECT)
+				}
+				if err != nil {
+					w.err = fmt.Errorf("write %s: %w", w.name, err)
+				}
+			}
+			if w.err == nil {
+				_ = w.flush(w.n)
+			}
+		}
+	}
+	if w.err == nil && sync {
+		if err := unix.Fsync(w.fd); err != nil {
+			w.err = fmt.Errorf("sync %s: %w", w.name, err)
+		}
+	}
+	return w.err
+}
+
+// Close writes the tail, releases the buffer and closes the file.
+func (w *directWriter) Close() error {
+	if w.fd < 0 {
+		return nil
+	}
+	err := w.finish(false)
+	return w.close(err)
+}
+
+func (w *directWriter) close(err error) error {
+	if w.fd < 0 {
+		return err
+	}
+	if w.buf != nil {
+		directBufs.Put(w.buf)
+		w.buf = nil
+	}
+	fd := w.fd
+	w.fd = -1
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", w.name, cerr)
+	}
+	return err
+}
+
+// createDirectPath is createDirect for an absolute path.
+func createDirectPath(p string) (*directWriter, error) {
+	w, err := createDirect(unix.AT_FDCWD, p, 0o600)
+	if err != nil {
+		return nil, &os.PathError{Op: "create", Path: p, Err: err}
+	}
+	w.name = p
+	return w, nil
+}
