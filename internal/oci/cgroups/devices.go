@@ -152,15 +152,21 @@ func compileDevices(rules []specs.LinuxDeviceCgroup) (devPolicy, error) {
 	return p, nil
 }
 
-// setDevicesV1 programs devices.allow/devices.deny. When the cgroup is
-// already default-deny (devices.list shows no "a *:* rwm"), only the
-// differences are written, so a running container never passes through a
-// moment where /dev/null is denied.
+// setDevicesV1 programs the spec's device rules followed by
+// DefaultAllowedDevices, as runc does.
 func setDevicesV1(dir string, r *specs.LinuxResources) error {
 	if len(r.Devices) == 0 {
 		return nil
 	}
-	p, err := compileDevices(r.Devices)
+	return writeDevicesV1(dir, withDefaultDevices(r.Devices))
+}
+
+// writeDevicesV1 programs exactly rules into devices.allow/devices.deny.
+// When the cgroup is already default-deny (devices.list shows no
+// "a *:* rwm"), only the differences are written, so a running container
+// never passes through a moment where /dev/null is denied.
+func writeDevicesV1(dir string, rules []specs.LinuxDeviceCgroup) error {
+	p, err := compileDevices(rules)
 	if err != nil {
 		return err
 	}
@@ -207,8 +213,9 @@ func setDevicesV1(dir string, r *specs.LinuxResources) error {
 	return nil
 }
 
-// DefaultAllowedDevices is the device allow-list runc appends to every
-// container's rules (so a spec cannot lock out /dev/null): mknod of any
+// DefaultAllowedDevices is the device allow-list that Set appends to every
+// non-empty rule list, as runc does (so a spec cannot lock out /dev/null):
+// mknod of any
 // device, the standard character devices, /dev/pts/*, /dev/ptmx and
 // /dev/net/tun.
 func DefaultAllowedDevices() []specs.LinuxDeviceCgroup {
@@ -237,10 +244,10 @@ func DefaultAllowedDevices() []specs.LinuxDeviceCgroup {
 	}
 }
 
-// WithDefaultDevices returns the spec's rules followed by
-// DefaultAllowedDevices: what runc programs for a container. The OCI
-// runtime passes this as LinuxResources.Devices at create time.
-func WithDefaultDevices(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
+// withDefaultDevices is rules followed by DefaultAllowedDevices. Set
+// always programs this (runc's specconv does the same), so the spec's
+// usual leading deny-all never locks a container out of /dev/null.
+func withDefaultDevices(rules []specs.LinuxDeviceCgroup) []specs.LinuxDeviceCgroup {
 	out := make([]specs.LinuxDeviceCgroup, 0, len(rules)+11)
 	out = append(out, rules...)
 	return append(out, DefaultAllowedDevices()...)

@@ -220,14 +220,20 @@ func attachedDevicePrograms(cgroupFd int) ([]int, error) {
 	return fds, nil
 }
 
-// setDevices replaces the cgroup's device program: the new one is attached
+// setDevices replaces the cgroup's device program with one for the spec's
+// rules followed by DefaultAllowedDevices: the new one is attached
 // first (BPF_F_ALLOW_MULTI) and the old ones detached after, so there is no
 // moment without a policy.
 func (m *v2Manager) setDevices(r *specs.LinuxResources) error {
 	if len(r.Devices) == 0 {
 		return nil
 	}
-	p, err := compileDevices(r.Devices)
+	return m.writeDevices(withDefaultDevices(r.Devices))
+}
+
+// writeDevices compiles exactly rules into a program and swaps it in.
+func (m *v2Manager) writeDevices(rules []specs.LinuxDeviceCgroup) error {
+	p, err := compileDevices(rules)
 	if err != nil {
 		return err
 	}

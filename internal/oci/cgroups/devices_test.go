@@ -70,7 +70,7 @@ const (
 
 // defaults is what a runtime programs for a spec with the usual deny-all.
 func defaults() []specs.LinuxDeviceCgroup {
-	return WithDefaultDevices([]specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm")})
+	return withDefaultDevices([]specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm")})
 }
 
 func withoutZero() []specs.LinuxDeviceCgroup {
@@ -84,13 +84,17 @@ func TestV1DevicesEnforced(t *testing.T) {
 	if err := m.Apply(p.pid()); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
+	// Set appends runc's allow-list to the spec's usual deny-all.
+	if err := m.Set(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm")}}); err != nil {
+		t.Fatalf("Set devices: %v", err)
+	}
+	// The rest programs exact rule lists.
 	set := func(rules []specs.LinuxDeviceCgroup) {
 		t.Helper()
-		if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
-			t.Fatalf("Set devices: %v", err)
+		if err := writeDevicesV1(m.Path("devices"), rules); err != nil {
+			t.Fatalf("write devices: %v", err)
 		}
 	}
-	set(defaults())
 	list := readTrim(t, m.Path("devices"), "devices.list")
 	for _, want := range []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 136:* rwm"} {
 		if !slices.Contains(strings.Split(list, "\n"), want) {
@@ -123,10 +127,17 @@ func TestV2DevicesEBPFEnforced(t *testing.T) {
 	if err := m.Apply(p.pid()); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
+	// Set appends runc's allow-list: a bare deny-all still allows /dev/zero.
+	if err := m.Set(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{dev(false, "a", -1, -1, "rwm")}}); err != nil {
+		t.Fatalf("Set devices: %v", err)
+	}
+	if got := p.send(t, readZero); got != "ok" {
+		t.Errorf("deny-all plus defaults: read /dev/zero answered %s", got)
+	}
 	set := func(rules []specs.LinuxDeviceCgroup) {
 		t.Helper()
-		if err := m.Set(&specs.LinuxResources{Devices: rules}); err != nil {
-			t.Fatalf("Set devices: %v", err)
+		if err := m.writeDevices(rules); err != nil {
+			t.Fatalf("write devices: %v", err)
 		}
 	}
 	steps := []struct {
