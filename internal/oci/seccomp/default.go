@@ -84,10 +84,12 @@ var allowAlways = []string{
 // allowByArch are syscalls that exist only on some architectures, keyed by
 // GOARCH of the host.
 var allowByArch = map[string][]string{
-	"amd64": {"arch_prctl", "modify_ldt"},
-	"386":   {"arch_prctl", "modify_ldt"},
-	"arm64": {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
-	"arm":   {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
+	"amd64":   {"arch_prctl", "modify_ldt"},
+	"386":     {"arch_prctl", "modify_ldt"},
+	"arm64":   {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
+	"arm":     {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
+	"s390x":   {"s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"},
+	"riscv64": {"riscv_flush_icache"},
 }
 
 // allowByCap are syscalls allowed only when the container's bounding set
