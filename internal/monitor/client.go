@@ -48,6 +48,9 @@ func Spawn(ctx context.Context, monitorBinary string, s Spec) (*Handle, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("container %q: create: %w", s.ID, err)
+	}
 	if !filepath.IsAbs(monitorBinary) {
 		return nil, fmt.Errorf("monitor binary %q is not absolute: %w", monitorBinary, errdefs.ErrInvalidArgument)
 	}

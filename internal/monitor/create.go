@@ -88,6 +88,7 @@ func (m *monitor) create() (int, error) {
 	if console != nil {
 		master, err := recvConsole(console)
 		if err != nil {
+			killInit(pid)
 			return 0, fmt.Errorf("container %s created (init %d) but its terminal did not arrive: %w", m.spec.ID, pid, err)
 		}
 		m.pty = master
@@ -97,6 +98,19 @@ func (m *monitor) create() (int, error) {
 		}
 	}
 	return pid, nil
+}
+
+// killInit ends a container whose creation cannot be completed, so that no
+// unmonitored container survives a failed Spawn. The init is our child (or
+// adopted as subreaper), so it is reaped here too; the runtime's state is
+// left for hulld's cleanup (delete --force).
+func killInit(pid int) {
+	if pid <= 0 {
+		return
+	}
+	_ = unix.Kill(pid, unix.SIGKILL)
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(pid, &ws, 0, nil)
 }
 
 // createOCI runs `RUNTIME [--root R] --log F --log-format json create

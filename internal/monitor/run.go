@@ -89,9 +89,10 @@ type output struct {
 }
 
 func (m *monitor) run(syncPipe *os.File) error {
-	created := false
+	created, initPID := false, 0
 	fail := func(err error) error {
 		if !created {
+			killInit(initPID)
 			report(syncPipe, err)
 		}
 		return err
