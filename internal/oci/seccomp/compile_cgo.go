@@ -276,6 +276,9 @@ func stubArchs(archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) [
 			continue
 		}
 		s := stubArch{audit: audit, max: uint32(maxNr[a])}
+		if a == libseccomp.ArchARM {
+			s.ceiling = armPrivate
+		}
 		if a == libseccomp.ArchAMD64 && hasX32 {
 			s.x32 = true
 			s.x32Max = uint32(maxNr[libseccomp.ArchX32])
@@ -288,7 +291,8 @@ func stubArchs(archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) [
 // recordMax notes, per architecture, the highest real syscall number (not
 // one of libseccomp's negative pseudo numbers) the profile names. For x32
 // only the common numbers count, without x32Bit: its 512..547 range holds
-// x32 variants of old syscalls and says nothing about how new the profile is.
+// x32 variants of old syscalls and says nothing about how new the profile is;
+// likewise ARM's private syscalls.
 func recordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) {
 	for _, a := range archs {
 		n, err := libseccomp.GetSyscallFromNameByArch(name, a)
@@ -301,6 +305,9 @@ func recordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.Sc
 			if v >= x32Specific {
 				continue
 			}
+		}
+		if a == libseccomp.ArchARM && v >= armPrivate {
+			continue
 		}
 		if v > maxNr[a] {
 			maxNr[a] = v

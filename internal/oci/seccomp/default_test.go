@@ -208,6 +208,7 @@ func TestENOSYSStubLayout(t *testing.T) {
 	prog := prependENOSYS(main, []stubArch{
 		{audit: unix.AUDIT_ARCH_X86_64, max: 450, x32: true, x32Max: 440},
 		{audit: unix.AUDIT_ARCH_I386, max: 430},
+		{audit: unix.AUDIT_ARCH_ARM, max: 440, ceiling: armPrivate},
 	})
 	// Walk the program like the kernel would for a few inputs.
 	for _, c := range []struct {
@@ -223,6 +224,9 @@ func TestENOSYSStubLayout(t *testing.T) {
 		{unix.AUDIT_ARCH_I386, 430, unix.SECCOMP_RET_ALLOW},
 		{unix.AUDIT_ARCH_I386, 431, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
 		{unix.AUDIT_ARCH_AARCH64, 999, unix.SECCOMP_RET_ALLOW},
+		{unix.AUDIT_ARCH_ARM, 440, unix.SECCOMP_RET_ALLOW},
+		{unix.AUDIT_ARCH_ARM, 441, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{unix.AUDIT_ARCH_ARM, armPrivate + 5, unix.SECCOMP_RET_ALLOW},
 	} {
 		if got := runBPF(t, prog, c.arch, c.nr); got != c.want {
 			t.Errorf("arch %#x nr %#x: %#x, want %#x", c.arch, c.nr, got, c.want)

@@ -26,11 +26,18 @@ const x32Bit = 0x40000000
 // variants of older calls; newer syscalls use the common numbers).
 const x32Specific = 512
 
+// armPrivate is the first of 32-bit ARM's private syscalls (__ARM_NR_BASE:
+// breakpoint, cacheflush, set_tls...), far above the ordinary numbers.
+const armPrivate = 0x0f0000
+
 // stubArch is one architecture of the stub: its AUDIT_ARCH value and the
 // highest syscall number the profile names on it.
 type stubArch struct {
 	audit uint32
 	max   uint32
+	// ceiling, when not 0, starts a range of numbers the stub leaves to
+	// the real filter (ARM's private syscalls).
+	ceiling uint32
 	// x32: for AUDIT_ARCH_X86_64, whether x32 is in the filter too and the
 	// highest common (below 512) x32 syscall number, without x32Bit.
 	x32    bool
@@ -105,6 +112,9 @@ func prependENOSYS(prog []unix.SockFilter, archs []stubArch) []unix.SockFilter {
 				// to the bad-architecture action; leave it alone.
 				a.jump(jset, x32Bit, "main", "")
 			}
+		}
+		if s.ceiling != 0 {
+			a.jump(jge, s.ceiling, "main", "")
 		}
 		a.jump(jgt, s.max, "enosys", "main")
 		if s.audit == unix.AUDIT_ARCH_X86_64 && s.x32 {
