@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
+
 	"hull/internal/config"
 	"hull/internal/errdefs"
 	"hull/internal/nsutil"
@@ -300,6 +302,28 @@ func TestTwoPodsReachEachOther(t *testing.T) {
 	if got := n.leases(t); len(got) != 2 {
 		t.Fatalf("host-local leases = %v, want 2", got)
 	}
+	// The cached lists (replayed at DEL) skip loopback, and portmap for the
+	// pod without host ports.
+	for _, c := range []struct {
+		p    PodMeta
+		want []string
+	}{{podA, []string{"bridge"}}, {podB, []string{"bridge", "portmap"}}} {
+		atts, err := n.m.cni.GetCachedAttachments(c.p.ID)
+		if err != nil || len(atts) != 1 {
+			t.Fatalf("cached attachments of %s = %v, %v", c.p.Name, atts, err)
+		}
+		l, err := libcni.NetworkConfFromBytes(atts[0].Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, pl := range l.Plugins {
+			types = append(types, pl.Network.Type)
+		}
+		if !slices.Equal(types, c.want) || l.Name != n.name {
+			t.Errorf("cached plugins of %s = %v in %q, want %v", c.p.Name, types, l.Name, c.want)
+		}
+	}
 	if got := n.bridgePorts(t); len(got) != 2 {
 		t.Fatalf("bridge %s ports = %v, want 2 veths", n.bridge, got)
 	}
@@ -494,5 +518,44 @@ func TestNewAndPortErrors(t *testing.T) {
 	pm, _ := rt.CapabilityArgs["portMappings"].([]portMapping)
 	if len(pm) != 1 || pm[0] != (portMapping{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}) {
 		t.Errorf("portMappings = %+v, want only the one with a host port, protocol lower-cased", pm)
+	}
+}
+
+// BenchmarkSetupTeardown measures one pod's ADD + DEL on the test network
+// (bridge + host-local + portmap + loopback), the CNI share of runp/stopp.
+func BenchmarkSetupTeardown(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	dir := b.TempDir()
+	n := &testNet{name: "hulltest-bench", bridge: "hulltest3", subnet: "10.226.10.0/24",
+		confDir: filepath.Join(dir, "net.d"), cacheDir: filepath.Join(dir, "cache"), dataDir: filepath.Join(dir, "ipam")}
+	b.Cleanup(func() { _ = exec.Command("ip", "link", "del", n.bridge).Run() })
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"plugins":[
+ {"type":"bridge","bridge":%q,"isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"dataDir":%q}},
+ {"type":"portmap","capabilities":{"portMappings":true}},{"type":"loopback"}]}`, n.name, n.bridge, n.subnet, n.dataDir)
+	if err := os.MkdirAll(n.confDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.confDir, "10.conflist"), []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(config.CNI{ConfDir: n.confDir, BinDirs: []string{pluginDir}, CacheDir: n.cacheDir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	paths, err := nsutil.Pin(filepath.Join(dir, "ns"), []string{"net"}, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = nsutil.Unpin(paths) })
+	p := pod(50)
+	for b.Loop() {
+		if _, err := m.Setup(context.Background(), p, paths["net"], nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Teardown(context.Background(), p, paths["net"], nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -112,6 +112,8 @@ func (m *Manager) Setup(ctx context.Context, pod PodMeta, netnsPath string, port
 	if err := loopbackUp(netnsPath); err != nil {
 		return nil, fmt.Errorf("cni: pod %s: netns %s: %w", pod.ID, netnsPath, err)
 	}
+	_, hasPorts := rt.CapabilityArgs["portMappings"]
+	list = trimmed(list, hasPorts)
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	defer func() {
 		if retErr != nil {
@@ -205,6 +207,8 @@ func (m *Manager) Teardown(ctx context.Context, pod PodMeta, netnsPath string, p
 		// No cache entry and no configuration: nothing was or can be set up.
 		return nil
 	}
+	_, hasPorts := rt.CapabilityArgs["portMappings"]
+	list = trimmed(list, hasPorts)
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		return fmt.Errorf("cni: delete pod %s from network %q: %w", pod.ID, list.Name, err)
 	}
