@@ -168,15 +168,7 @@ func testSignalExitReopen(t *testing.T, rtype string) {
 
 // TestTerminal: the pty arrives through the console socket, Resize reaches
 // the container, output is logged as stdout and attach feeds the terminal.
-func TestTerminal(t *testing.T) {
-	// hullrt is left out until internal/oci allows the default devices
-	// (c 5:2 /dev/ptmx, c 136:*) under a deny-all devices rule: its init
-	// gets EPERM opening rootfs/dev/ptmx with `runc spec`'s config.
-	t.Run(RuntimeOCI, func(t *testing.T) {
-		requireRoot(t)
-		testTerminal(t, RuntimeOCI)
-	})
-}
+func TestTerminal(t *testing.T) { forEachRuntime(t, testTerminal) }
 
 func testTerminal(t *testing.T, rtype string) {
 	bundle := makeBundle(t, true, "/bin/busybox", "sh", "-c", `busybox stty size; read x; echo "tty:$x"; exit 3`)
