@@ -16,15 +16,22 @@ import (
 
 // writeFile writes value to dir/name in one write(2): cgroupfs parses each
 // write as one command, so it must not be split. The file is never created
-// (cgroupfs files exist or the controller is absent).
+// (cgroupfs files exist or the controller is absent). Raw syscalls, not
+// os.File: kernfs files are pollable, and registering every one with Go's
+// netpoller costs more than the write itself.
 func writeFile(dir, name, value string) error {
 	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	fd, err := openRetry(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("cgroups: write %q to %s: %w", value, p, err)
 	}
-	_, err = f.Write([]byte(value))
-	if cerr := f.Close(); err == nil {
+	for {
+		_, err = unix.Write(fd, []byte(value))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -33,12 +40,41 @@ func writeFile(dir, name, value string) error {
 	return nil
 }
 
-func readFile(dir, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		return "", fmt.Errorf("cgroups: %w", err)
+func openRetry(p string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(p, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
 	}
-	return string(b), nil
+}
+
+// readFile reads a (small) cgroup file with raw syscalls, see writeFile.
+func readFile(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
+	fd, err := openRetry(p, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return "", fmt.Errorf("cgroups: open %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n := 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...)
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("cgroups: read %s: %w", p, err)
+		}
+		if m == 0 {
+			return string(buf[:n]), nil
+		}
+		n += m
+	}
 }
 
 // parseUint parses a cgroup number; "max" (v2) and v1's "-1" style huge
