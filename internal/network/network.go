@@ -16,6 +16,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"hull/internal/config"
 	"hull/internal/errdefs"
@@ -56,8 +57,11 @@ func New(c config.CNI) (*Manager, error) {
 		return nil, fmt.Errorf("cni cache_dir %q must be an absolute path: %w", c.CacheDir, errdefs.ErrInvalidArgument)
 	}
 	c.BinDirs = append([]string(nil), c.BinDirs...)
-	// An empty cache dir makes libcni use its default, /var/lib/cni.
-	return &Manager{conf: c, cni: libcni.NewCNIConfigWithCacheDir(c.BinDirs, c.CacheDir, nil)}, nil
+	// libcni fills in a nil Exec lazily on first use, which races when pods
+	// are set up in parallel: give it one up front. Plugin stderr goes to
+	// hulld's. An empty cache dir makes libcni use /var/lib/cni.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	return &Manager{conf: c, cni: libcni.NewCNIConfigWithCacheDir(c.BinDirs, c.CacheDir, exec)}, nil
 }
 
 // Status returns nil when conf_dir holds a usable network configuration

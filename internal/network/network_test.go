@@ -559,3 +559,64 @@ func BenchmarkSetupTeardown(b *testing.B) {
 		}
 	}
 }
+
+// TestParallelPods sets up and tears down pods ten at a time, as the kubelet
+// does on a busy node, on a bridge that does not exist yet (the first ADDs
+// race to create it).
+func TestParallelPods(t *testing.T) {
+	requireCNI(t)
+	n := newTestNet(t, "hulltest5", 12)
+	const count = 10
+	netns := make([]string, count)
+	for i := range netns {
+		netns[i] = pinNetns(t)
+	}
+	ips := make([]string, count)
+	errs := make(chan error, count)
+	for i := range count {
+		go func() {
+			res, err := n.m.Setup(context.Background(), pod(100+i), netns[i], nil)
+			if err == nil {
+				ips[i] = res.IPs[0]
+			}
+			errs <- err
+		}()
+	}
+	for range count {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() {
+		for i := range count {
+			_ = n.m.Teardown(context.Background(), pod(100+i), netns[i], nil)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	seen := map[string]bool{}
+	for _, ip := range ips {
+		if seen[ip] {
+			t.Fatalf("IP %s given twice: %v", ip, ips)
+		}
+		seen[ip] = true
+	}
+	if got := n.bridgePorts(t); len(got) != count {
+		t.Fatalf("bridge ports = %d, want %d", len(got), count)
+	}
+	for i := range count {
+		go func() { errs <- n.m.Teardown(context.Background(), pod(100+i), netns[i], nil) }()
+	}
+	for range count {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := n.leases(t); len(got) != 0 {
+		t.Errorf("leases after parallel teardown = %v", got)
+	}
+	if got := n.bridgePorts(t); len(got) != 0 {
+		t.Errorf("bridge ports after parallel teardown = %v", got)
+	}
+}
