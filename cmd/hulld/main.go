@@ -25,12 +25,16 @@ import (
 
 	"hull/internal/config"
 	"hull/internal/cri"
+	"hull/internal/oci"
 )
 
 // version is set at link time (-ldflags "-X main.version=...").
 var version = "0.1.0-dev"
 
 func main() {
+	// hulld re-executes itself as hullrt's exec helper (ExecSync on hullrt
+	// containers): that must happen before anything else runs.
+	oci.MaybeInit()
 	if len(os.Args) > 1 && os.Args[1] == "config" {
 		os.Exit(configCmd(os.Args[2:]))
 	}

@@ -38,7 +38,7 @@ func wire(cfg *config.Config, log *slog.Logger) (*cri.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CNI: %w", err)
 	}
-	handlers, err := buildHandlers(cfg, monitorPath)
+	handlers, err := buildHandlers(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func registryHosts(r config.Registry) map[string]image.RegistryHost {
 	return out
 }
 
-func buildHandlers(cfg *config.Config, monitorPath string) (map[string]runtime.Handler, error) {
+func buildHandlers(cfg *config.Config) (map[string]runtime.Handler, error) {
 	names := make([]string, 0, len(cfg.Runtimes))
 	for n := range cfg.Runtimes {
 		names = append(names, n)
@@ -92,7 +92,7 @@ func buildHandlers(cfg *config.Config, monitorPath string) (map[string]runtime.H
 			}
 			out[name] = h
 		case config.RuntimeHullrt:
-			h, err := newHullrt(name, root, monitorPath)
+			h, err := newHullrt(cfg, name, root)
 			if err != nil {
 				return nil, err
 			}
@@ -104,16 +104,7 @@ func buildHandlers(cfg *config.Config, monitorPath string) (map[string]runtime.H
 	return out, nil
 }
 
-// newHullrt returns the handler for type "hullrt".
-//
-// Stand-in until hull/internal/oci passes hulld's tests: it drives the runc
-// binary under the hullrt handler's name and root, so pods that ask for the
-// default handler work today.
-func newHullrt(name, root, _ string) (runtime.Handler, error) {
-	for _, p := range []string{"/usr/sbin/runc", "/usr/bin/runc"} {
-		if _, err := os.Stat(p); err == nil {
-			return runtime.NewOCI(name, p, root)
-		}
-	}
-	return nil, fmt.Errorf("runtime %s: no runc binary for the hullrt stand-in", name)
+// newHullrt returns the in-process handler for type "hullrt".
+func newHullrt(cfg *config.Config, name, root string) (runtime.Handler, error) {
+	return runtime.NewHullrt(name, root, cfg.CgroupDriver == config.SystemdDriver)
 }
