@@ -74,7 +74,8 @@ type CNI struct {
 	// BinDirs are searched in order for plugin binaries.
 	BinDirs []string `toml:"bin_dirs"`
 	// CacheDir is libcni's result cache, used to tear networks down after the
-	// configuration changed. Empty means libcni's default, /var/lib/cni.
+	// configuration changed. Empty means <root>/cni-cache (see
+	// Config.NetworkConfig); network.New itself falls back to /var/lib/cni.
 	CacheDir string `toml:"cache_dir"`
 }
 

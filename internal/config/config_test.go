@@ -42,6 +42,13 @@ func TestDefaultIsValid(t *testing.T) {
 	if got := c.RuntimeRoot("runc"); got != "/run/hull/runtimes/runc" {
 		t.Errorf("RuntimeRoot(runc) = %q", got)
 	}
+	if got := c.NetworkConfig(); got.CacheDir != "/var/lib/hull/cni-cache" || got.ConfDir != c.CNI.ConfDir {
+		t.Errorf("NetworkConfig() = %+v", got)
+	}
+	c.CNI.CacheDir = "/x/cache"
+	if got := c.NetworkConfig().CacheDir; got != "/x/cache" {
+		t.Errorf("NetworkConfig().CacheDir = %q, want the configured one", got)
+	}
 	if got := c.ListenPath(); got != "/run/hull/hull.sock" {
 		t.Errorf("ListenPath = %q", got)
 	}

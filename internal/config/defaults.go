@@ -72,6 +72,18 @@ func (c *Config) RuntimeRoot(name string) string {
 	return filepath.Join(c.State, "runtimes", name)
 }
 
+// NetworkConfig returns the [cni] section with CacheDir defaulted to
+// <Root>/cni-cache, so that libcni's record of each pod's ADD lives (and is
+// wiped) with the rest of hulld's state. Call it after flags changed Root.
+func (c *Config) NetworkConfig() CNI {
+	n := c.CNI
+	n.BinDirs = append([]string(nil), c.CNI.BinDirs...)
+	if n.CacheDir == "" {
+		n.CacheDir = filepath.Join(c.Root, "cni-cache")
+	}
+	return n
+}
+
 // DefaultTOML returns Default() as a commented TOML document; Load of it
 // yields exactly Default().
 func DefaultTOML() string {
@@ -110,7 +122,7 @@ func DefaultTOML() string {
 	w("\n[cni]\n# The first .conflist/.conf/.json file here (lexical order) is the pod network.\n")
 	w("conf_dir = %s\n", q(c.CNI.ConfDir))
 	w("# Plugin binaries are searched in these directories, in order.\nbin_dirs = %s\n", qlist(c.CNI.BinDirs))
-	w("# libcni's result cache (empty: /var/lib/cni).\ncache_dir = %s\n", q(c.CNI.CacheDir))
+	w("# libcni's record of each pod's ADD, replayed at DEL (empty: <root>/cni-cache).\ncache_dir = %s\n", q(c.CNI.CacheDir))
 
 	w("\n[registry]\n# Registries reached over plain HTTP or unverified TLS (\"host:port\").\n")
 	w("insecure = %s\n", qlist(c.Registry.Insecure))

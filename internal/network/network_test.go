@@ -605,6 +605,10 @@ func TestParallelPods(t *testing.T) {
 	if got := n.bridgePorts(t); len(got) != count {
 		t.Fatalf("bridge ports = %d, want %d", len(got), count)
 	}
+	cached, err := n.m.CachedPodIDs()
+	if err != nil || len(cached) != count || !slices.Contains(cached, pod(100).ID) {
+		t.Fatalf("CachedPodIDs = %v, %v; want the %d pods", cached, err, count)
+	}
 	for i := range count {
 		go func() { errs <- n.m.Teardown(context.Background(), pod(100+i), netns[i], nil) }()
 	}
@@ -615,6 +619,9 @@ func TestParallelPods(t *testing.T) {
 	}
 	if got := n.leases(t); len(got) != 0 {
 		t.Errorf("leases after parallel teardown = %v", got)
+	}
+	if cached, err := n.m.CachedPodIDs(); err != nil || len(cached) != 0 {
+		t.Errorf("CachedPodIDs after teardown = %v, %v", cached, err)
 	}
 	if got := n.bridgePorts(t); len(got) != 0 {
 		t.Errorf("bridge ports after parallel teardown = %v", got)

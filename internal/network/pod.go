@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
@@ -213,4 +214,24 @@ func (m *Manager) Teardown(ctx context.Context, pod PodMeta, netnsPath string, p
 		return fmt.Errorf("cni: delete pod %s from network %q: %w", pod.ID, list.Name, err)
 	}
 	return nil
+}
+
+// CachedPodIDs returns the sandbox IDs libcni's cache holds an attachment
+// for, sorted. After a restart hulld tears down those it has no record of
+// (a pod whose RunPodSandbox died half-way): Teardown needs only the ID.
+func (m *Manager) CachedPodIDs() ([]string, error) {
+	atts, err := m.cni.GetCachedAttachments("")
+	if err != nil {
+		return nil, fmt.Errorf("cni: read result cache: %w", err)
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, a := range atts {
+		if !seen[a.ContainerID] {
+			seen[a.ContainerID] = true
+			ids = append(ids, a.ContainerID)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
 }
