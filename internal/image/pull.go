@@ -168,7 +168,7 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth, report func(Pr
 	}
 	in := imageInput{
 		manifest: rawManifest, config: rawConfig, blobs: blobs,
-		indexDigest: indexDigest, keepBlobs: true, open: open,
+		indexDigest: indexDigest, keepBlobs: true, open: open, selfVerifying: true,
 	}
 	if r.tag != "" {
 		in.names = []string{r.String()}
@@ -190,6 +190,7 @@ type imageInput struct {
 	names            []string
 	repoDigests      []string
 	keepBlobs        bool
+	selfVerifying    bool // open's streams verify their digest
 	open             func(ocispec.Descriptor) func(context.Context) (io.ReadCloser, error)
 }
 
@@ -254,7 +255,7 @@ func (s *Store) materialize(ctx context.Context, layers []ocispec.Descriptor, di
 	var once sync.Once
 	var firstErr error
 	for i, l := range layers {
-		j := layerJob{desc: l, diffID: diffIDs[i], chainID: chains[i], open: in.open(l), keepBlob: in.keepBlobs}
+		j := layerJob{desc: l, diffID: diffIDs[i], chainID: chains[i], open: in.open(l), keepBlob: in.keepBlobs, selfVerifying: in.selfVerifying}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
