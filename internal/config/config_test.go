@@ -216,3 +216,14 @@ func TestLoadUnreadable(t *testing.T) {
 		t.Fatal("Load(directory) succeeded")
 	}
 }
+
+func TestLoadMergesRuntimeEntries(t *testing.T) {
+	// Overriding one key of a predefined handler keeps its other keys.
+	c, err := Load(writeFile(t, "[runtimes.hullrt]\nroot = \"/run/custom\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Runtimes[RuntimeHullrt]; r.Type != RuntimeHullrt || r.Root != "/run/custom" {
+		t.Fatalf("hullrt = %+v, want type kept and root overridden", r)
+	}
+}
