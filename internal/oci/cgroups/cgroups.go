@@ -13,6 +13,24 @@
 //	state.CgroupPaths = m.Paths() // so a later process can cgroups.Load them
 //	...
 //	m.Destroy()                  // after every process has exited
+//
+// Host layouts. Legacy and Hybrid hosts get the v1 manager: one directory per
+// mounted v1 hierarchy (cpuset directories initialised from their parent),
+// plus, on Hybrid, the same path in the cgroup2 mount, which receives the pid
+// too and carries any controller bound only there (hugetlb on hull's
+// development machines) and the spec's unified map. Unified hosts get the v2
+// manager, which enables every available controller in cgroup.subtree_control
+// of each ancestor.
+//
+// What each version cannot express: v1 blkio weights need the CFQ or BFQ
+// scheduler (an error otherwise, as with runc); kernel memory limits are
+// written where the file exists (kernels ≥ 5.16 ignore them). On v2,
+// swappiness, kernel memory, disableOOMKiller and net_cls/net_prio are
+// ignored (as runc does), realtime CPU values are an error, memory.high is
+// reachable only through the unified map. Device rules are enforced on both:
+// devices.allow/deny on v1, an eBPF program (BPF_PROG_TYPE_CGROUP_DEVICE)
+// assembled by hull on v2. Set appends runc's default allow-list
+// (DefaultAllowedDevices) to every non-empty rule list.
 package cgroups
 
 import (
