@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -210,5 +211,23 @@ func TestEnterErrors(t *testing.T) {
 	want := errors.New("from fn")
 	if err := Enter(map[string]string{"ipc": "/proc/self/ns/ipc"}, func() error { return want }); err != want {
 		t.Errorf("Enter returned %v, want fn's error", err)
+	}
+}
+
+// BenchmarkPinUnpin measures pinning and releasing a pod's net+ipc+uts
+// namespaces, the namespace share of runp/stopp.
+func BenchmarkPinUnpin(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	dir := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		paths, err := Pin(filepath.Join(dir, strconv.Itoa(i)), []string{"net", "ipc", "uts"}, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Unpin(paths); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
