@@ -95,7 +95,10 @@ func execProcess(r *oci.Runtime, id string, f *flags) (*specs.Process, error) {
 	if len(f.args) < 2 {
 		return nil, fmt.Errorf("exec: missing command (hullrt exec ID COMMAND [ARGS...])")
 	}
-	p := *base.Process
+	p := specs.Process{Cwd: "/", Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	if base.Process != nil {
+		p = *base.Process
+	}
 	p.Args = f.args[1:]
 	p.Terminal = f.bools["tty"]
 	p.ConsoleSize = nil

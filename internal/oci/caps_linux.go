@@ -72,6 +72,14 @@ func setCaps(c *specs.LinuxCapabilities) error {
 	last := lastCap()
 	eff, perm, inh := capMask(c.Effective, last), capMask(c.Permitted, last), capMask(c.Inheritable, last)
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	// A capability the runtime itself lacks (CAP_SYS_RESOURCE on some
+	// hosts) cannot be granted; it is left out instead of failing.
+	var cur [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &cur[0]); err == nil {
+		have := uint64(cur[0].Permitted) | uint64(cur[1].Permitted)<<32
+		eff, perm = eff&have, perm&have
+		inh &= have | uint64(cur[0].Inheritable) | uint64(cur[1].Inheritable)<<32
+	}
 	data := [2]unix.CapUserData{
 		{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},
 		{Effective: uint32(eff >> 32), Permitted: uint32(perm >> 32), Inheritable: uint32(inh >> 32)},

@@ -67,7 +67,8 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
 		return nil, fmt.Errorf("resolve rootfs: %w", err)
 	}
-	if spec.Process.Terminal && o.ConsoleSocket == "" {
+	terminal := spec.Process != nil && spec.Process.Terminal
+	if terminal && o.ConsoleSocket == "" {
 		return nil, fmt.Errorf("process.terminal is true but no console socket was given: %w", errdefs.ErrInvalidArgument)
 	}
 
@@ -95,7 +96,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 
 	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec}
 	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: spec.Process.Terminal,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: terminal,
 		State: stateForHooks(s, specs.StateCreating, 0)}
 	sys, joinPid, err := namespaceSetup(spec, cfg)
 	if err != nil {
@@ -116,13 +117,18 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	// Writable by anyone (past the umask): the init may run as an
+	// unprivileged or user-namespaced uid by the time it opens it.
+	if err := os.Chmod(fifoPath, 0o622); err != nil {
+		return nil, fmt.Errorf("chmod exec fifo: %w", err)
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer fifo.Close()
 	var console *os.File
-	if spec.Process.Terminal {
+	if terminal {
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {
 			return nil, err
 		}
@@ -143,13 +149,13 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if spec.Linux.Resources != nil {
-		if err := mgr.Set(spec.Linux.Resources); err != nil {
+		if err := mgr.Set(withDefaultDevices(spec)); err != nil {
 			return nil, fmt.Errorf("cgroups: %w", err)
 		}
 	}
 	s.CgroupPaths = mgr.Paths()
 	cfg.CgroupBinds = cgroupBinds(mgr)
-	if spec.Process.OOMScoreAdj != nil {
+	if spec.Process != nil && spec.Process.OOMScoreAdj != nil {
 		setOOMScoreAdj(pid, *spec.Process.OOMScoreAdj)
 	}
 	cfg.State.Pid = pid

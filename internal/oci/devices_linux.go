@@ -21,6 +21,31 @@ var defaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0},
 }
 
+// withDefaultDevices returns the spec's resources with device cgroup rules
+// appended that allow what every container needs whatever its rules say
+// (as runc does): mknod of any node, the default devices, the pty devices,
+// /dev/console and /dev/net/tun, plus each node listed in linux.devices.
+func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
+	res := *spec.Linux.Resources
+	if len(res.Devices) == 0 {
+		return &res
+	}
+	i64 := func(v int64) *int64 { return &v }
+	rules := append([]specs.LinuxDeviceCgroup{}, res.Devices...)
+	rules = append(rules,
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Access: "m"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "b", Access: "m"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(1), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"})
+	for _, d := range defaultDevices {
+		rules = append(rules, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
+	res.Devices = rules
+	return &res
+}
+
 func (r *rootfsSetup) createDevices() error {
 	listed := map[string]bool{}
 	for _, d := range r.spec.Linux.Devices {

@@ -31,6 +31,16 @@ func runHooks(ctx context.Context, kind string, hooks []specs.Hook, st specs.Sta
 	return nil
 }
 
+// runHooksWarn runs every hook even when one fails, logging each failure:
+// a failed poststart or poststop hook must not stop the lifecycle.
+func runHooksWarn(ctx context.Context, kind string, hooks []specs.Hook, st specs.State) {
+	for i := range hooks {
+		if err := runHooks(ctx, kind, hooks[i:i+1], st); err != nil {
+			logf("container %s: %v (hook #%d)", st.ID, err, i)
+		}
+	}
+}
+
 func runHook(ctx context.Context, h specs.Hook, state []byte) error {
 	if ctx == nil {
 		ctx = context.Background()

@@ -51,8 +51,11 @@ func MaybeInit() {
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
-	c.enc.Encode(syncMsg{Type: "error", Msg: err.Error()})
-	os.Exit(1)
+	if c.enc.Encode(syncMsg{Type: "error", Msg: err.Error()}) != nil {
+		// After "ready" the parent is gone: stderr is all that is left.
+		fmt.Fprintf(os.Stderr, "hullrt %s: %v\n", mode, err)
+	}
+	os.Exit(127)
 }
 
 // initProc is the state of the re-executed child while it sets up.
@@ -134,9 +137,12 @@ func (c *initProc) runInit() error {
 			return err
 		}
 	}
-	path, err := c.prepareProcess(true)
-	if err != nil {
-		return err
+	var path string
+	if cfg.Process != nil {
+		var err error
+		if path, err = c.prepareProcess(true); err != nil {
+			return err
+		}
 	}
 	if err := c.enc.Encode(syncMsg{Type: "ready"}); err != nil {
 		return fmt.Errorf("report ready: %w", err)
@@ -158,6 +164,9 @@ func (c *initProc) runInit() error {
 		if err := runHooks(context.Background(), "startContainer", h.StartContainer, st); err != nil {
 			return err
 		}
+	}
+	if cfg.Process == nil {
+		os.Exit(0)
 	}
 	return c.execProcess(path)
 }

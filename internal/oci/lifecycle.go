@@ -32,9 +32,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return err
 	}
 	if h := s.Config.Hooks; h != nil && len(h.Poststart) > 0 {
-		if err := runHooks(ctx, "poststart", h.Poststart, stateForHooks(s, specs.StateRunning, s.Pid)); err != nil {
-			logf("container %s: %v", id, err)
-		}
+		runHooksWarn(ctx, "poststart", h.Poststart, stateForHooks(s, specs.StateRunning, s.Pid))
 	}
 	return nil
 }
@@ -97,7 +95,9 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 		}
 	}
 	if !initAlive(s) {
-		return fmt.Errorf("container %q is not running: %w", id, errdefs.ErrFailedPrecondition)
+		// Signalling a stopped container has no effect (runtime spec);
+		// the zombie or missing init is left alone.
+		return nil
 	}
 	if err := unix.Kill(s.Pid, sig); err != nil {
 		return fmt.Errorf("signal %d to %q: %w", sig, id, err)
@@ -121,9 +121,6 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	st := r.status(s)
 	switch st {
 	case specs.StateStopped:
-	case specs.StateCreated:
-		// runc deletes a created container: its user process never ran.
-		r.killAndWait(s)
 	default:
 		if !force {
 			return fmt.Errorf("container %q is %s; stop it first or use --force: %w", id, st, errdefs.ErrFailedPrecondition)
@@ -150,9 +147,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		}
 	}
 	if h := s.Config.Hooks; h != nil && len(h.Poststop) > 0 {
-		if err := runHooks(ctx, "poststop", h.Poststop, stateForHooks(s, specs.StateStopped, 0)); err != nil {
-			logf("container %s: %v", id, err)
-		}
+		runHooksWarn(ctx, "poststop", h.Poststop, stateForHooks(s, specs.StateStopped, 0))
 	}
 	r.mu.Lock()
 	if p := r.children[id]; p != nil {

@@ -72,6 +72,10 @@ func namespaceSetup(spec *specs.Spec, cfg *initConfig) (*syscall.SysProcAttr, st
 			sys.GidMappings = append(sys.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		sys.GidMappingsEnableSetgroups = true
+		// The host uid of the caller is usually unmapped in the new
+		// namespace; without becoming its root before execve the init
+		// would start with no capabilities there.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	return sys, joinPid, nil
 }

@@ -30,9 +30,6 @@ var rlimitNames = map[string]int{
 // It runs after the root switch, on the locked thread.
 func (c *initProc) prepareProcess(isInit bool) (string, error) {
 	p := c.cfg.Process
-	if err := setRlimits(p.Rlimits); err != nil {
-		return "", err
-	}
 	if err := c.attachTty(); err != nil {
 		return "", err
 	}
@@ -42,7 +39,19 @@ func (c *initProc) prepareProcess(isInit bool) (string, error) {
 	}
 	path, err := lookPath(p.Args[0], p.Env)
 	if err != nil {
-		return "", err
+		if !isInit {
+			return "", err
+		}
+		// The rootfs may still change before start (a createContainer
+		// hook, a bind mount's source); execve reports it then.
+		path = p.Args[0]
+	}
+	// A cwd outside the container (a leaked host directory fd used as
+	// cwd, CVE-2024-21626) shows up as an unreachable path.
+	if cwdErr == nil {
+		if wd, err := os.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+			return "", fmt.Errorf("cwd %q is not inside the container", wd)
+		}
 	}
 	if len(c.cfg.Seccomp) > 0 && !p.NoNewPrivileges {
 		// Without no_new_privs loading a filter needs CAP_SYS_ADMIN,
@@ -72,11 +81,6 @@ func (c *initProc) prepareProcess(isInit bool) (string, error) {
 	if err := closeExtraFDs(c.base); err != nil {
 		return "", err
 	}
-	// A cwd outside the container (a leaked host directory fd used as
-	// cwd, CVE-2024-21626) shows up as an unreachable path.
-	if wd, err := os.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
-		return "", fmt.Errorf("cwd %q is not inside the container", wd)
-	}
 	return path, nil
 }
 
@@ -84,6 +88,11 @@ func (c *initProc) prepareProcess(isInit bool) (string, error) {
 // the filter constrains only the user process) and executes it.
 func (c *initProc) execProcess(path string) error {
 	p := c.cfg.Process
+	// Limits such as RLIMIT_AS would starve the Go runtime of this
+	// helper; they are set at the last moment.
+	if err := setRlimits(p.Rlimits); err != nil {
+		return err
+	}
 	if len(c.cfg.Seccomp) > 0 && p.NoNewPrivileges {
 		if err := seccomp.Load(c.cfg.Seccomp, c.cfg.SeccompFlags); err != nil {
 			return fmt.Errorf("load seccomp filter: %w", err)
@@ -144,14 +153,14 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 	for _, rl := range rls {
 		res := rlimitNames[rl.Type]
 		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		err := unix.Prlimit(0, res, &lim, nil)
+		err := setrlimit(res, &lim)
 		if errors.Is(err, unix.EPERM) {
 			var cur unix.Rlimit
 			if unix.Prlimit(0, res, nil, &cur) == nil && lim.Max > cur.Max {
 				lim.Max = cur.Max
 				lim.Cur = min(lim.Cur, lim.Max)
 				logf("rlimit %s hard %d clamped to %d", rl.Type, rl.Hard, lim.Max)
-				err = unix.Prlimit(0, res, &lim, nil)
+				err = setrlimit(res, &lim)
 			}
 		}
 		if err != nil {
@@ -159,6 +168,16 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 		}
 	}
 	return nil
+}
+
+// setrlimit goes through package syscall for RLIMIT_NOFILE: the Go runtime
+// raised that soft limit at startup and would restore its saved value at
+// execve unless syscall.Setrlimit tells it the limit was set on purpose.
+func setrlimit(res int, lim *unix.Rlimit) error {
+	if res == unix.RLIMIT_NOFILE {
+		return syscall.Setrlimit(res, &syscall.Rlimit{Cur: lim.Cur, Max: lim.Max})
+	}
+	return unix.Prlimit(0, res, lim, nil)
 }
 
 // switchUser sets groups, gid and uid on this thread only (raw syscalls:

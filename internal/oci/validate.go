@@ -26,11 +26,12 @@ func validateSpec(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
 		return invalid("root.path is empty")
 	}
-	if s.Process == nil {
-		return invalid("process is missing")
-	}
-	if err := validateProcess(s.Process); err != nil {
-		return err
+	// A config without a process is valid (runtime spec): the container
+	// gets its namespaces and mounts, and start has nothing to run.
+	if s.Process != nil {
+		if err := validateProcess(s.Process); err != nil {
+			return err
+		}
 	}
 	if s.Linux == nil {
 		return invalid("linux section is missing")
