@@ -37,7 +37,12 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goBin = "/usr/local/go/bin/go" // where these machines install it
 	}
-	out, err := exec.Command(goBin, "build", "-o", monitorBin, "hull/cmd/hull-monitor").CombinedOutput()
+	args := []string{"build", "-o", monitorBin}
+	if os.Getenv("HULL_MONITOR_RACE") != "" {
+		// Race-check the monitor process itself, not only the client.
+		args = append(args, "-race")
+	}
+	out, err := exec.Command(goBin, append(args, "hull/cmd/hull-monitor")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build hull-monitor: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -94,6 +99,18 @@ func makeBundleTB(t testing.TB, terminal bool, args ...string) string {
 	if out, err := exec.Command(runcPath, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
 		t.Fatalf("runc spec: %v: %s", err, out)
 	}
+	editConfig(t, bundle, func(cfg map[string]any) {
+		proc := cfg["process"].(map[string]any)
+		proc["args"] = args
+		proc["terminal"] = terminal
+		proc["env"] = []string{"PATH=/bin", "TERM=xterm"}
+	})
+	return bundle
+}
+
+// editConfig rewrites bundle/config.json through edit.
+func editConfig(t testing.TB, bundle string, edit func(map[string]any)) {
+	t.Helper()
 	cfgPath := filepath.Join(bundle, "config.json")
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -103,18 +120,13 @@ func makeBundleTB(t testing.TB, terminal bool, args ...string) string {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	proc := cfg["process"].(map[string]any)
-	proc["args"] = args
-	proc["terminal"] = terminal
-	proc["env"] = []string{"PATH=/bin", "TERM=xterm"}
-	b, err = json.Marshal(cfg)
-	if err != nil {
+	edit(cfg)
+	if b, err = json.Marshal(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return bundle
 }
 
 func copyFile(t testing.TB, from, to string) {
@@ -176,6 +188,9 @@ func newSpecTB(t testing.TB, bundle, rtype string) Spec {
 }
 
 func cleanupContainer(t testing.TB, s Spec) {
+	if b, _ := os.ReadFile(filepath.Join(s.StateDir, monitorLogFile)); strings.Contains(string(b), "DATA RACE") {
+		t.Errorf("the monitor reported a data race:\n%s", b)
+	}
 	var st state
 	if readJSON(filepath.Join(s.StateDir, stateFile), &st) == nil && alive(st.MonitorPID, st.MonitorStart) {
 		_ = syscall.Kill(st.MonitorPID, syscall.SIGKILL)
