@@ -343,3 +343,62 @@ func TestV1DestroyRemovesEverything(t *testing.T) {
 		t.Errorf("second Destroy: %v", err)
 	}
 }
+
+// A systemd-style cgroupsPath is mapped to the cgroupfs directory systemd
+// would use, and the process really lands there.
+func TestV1SystemdPathPlacement(t *testing.T) {
+	s := requireHost(t, Legacy, Hybrid)
+	slice := strings.ReplaceAll(testName(t), "-", "") + ".slice"
+	m, err := New(slice+":hull:c1", "c1", Options{Systemd: true})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Destroy(); err != nil {
+			t.Errorf("Destroy: %v", err)
+		}
+		// The slice directory is the test's own creation too.
+		for _, dir := range m.Paths() {
+			_ = removeTree(filepath.Dir(dir))
+		}
+	})
+	p := startProc(t, "exec sleep 1000")
+	if err := m.Apply(p.pid()); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := "/" + slice + "/hull-c1.scope"
+	if got := procCgroups(t, p.pid())["memory"]; got != want {
+		t.Errorf("memory cgroup %q, want %q", got, want)
+	}
+	if s.layout == Hybrid {
+		if got := procCgroups(t, p.pid())[""]; got != want {
+			t.Errorf("unified cgroup %q, want %q", got, want)
+		}
+	}
+}
+
+// On a hybrid host the spec's unified map and the hugetlb statistics go
+// through the cgroup2 directory.
+func TestHybridUnifiedAndHugetlbStats(t *testing.T) {
+	s := requireHost(t, Hybrid)
+	if !hasController(s.v2.mountpoint, "hugetlb") || !slices.Contains(hugePageSizes(), "2MB") || s.v1["hugetlb"].mountpoint != "" {
+		t.Skip("needs hugetlb bound to the cgroup2 hierarchy only")
+	}
+	m := newTestManager(t)
+	if err := m.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{Unified: map[string]string{"hugetlb.2MB.max": "4194304"}}); err != nil {
+		t.Fatalf("Set unified: %v", err)
+	}
+	if got := readTrim(t, m.Path(""), "hugetlb.2MB.max"); got != "4194304" {
+		t.Errorf("hugetlb.2MB.max = %q", got)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Hugetlb["2MB"]; !ok {
+		t.Errorf("no 2MB hugetlb stats: %v", st.Hugetlb)
+	}
+}
