@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"hull/internal/image"
@@ -20,6 +21,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: imagepull -root DIR IMAGE")
 		os.Exit(2)
 	}
+	if p := os.Getenv("HULL_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	t0 := time.Now()
 	s, err := image.Open(image.Options{Root: *root, Insecure: []string{*insecure}})
 	if err != nil {
@@ -29,6 +36,7 @@ func main() {
 	img, err := s.Pull(context.Background(), flag.Arg(0), nil, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	fmt.Printf("%d ms %s %d layers %d bytes\n", time.Since(t0).Milliseconds(), img.ID, len(img.ChainIDs), img.Size)

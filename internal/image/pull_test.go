@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -286,5 +287,50 @@ func TestPullCancelLeavesNothing(t *testing.T) {
 	// The next caller starts afresh and succeeds.
 	if _, err := s.Pull(context.Background(), ref, nil, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestManyLayersMount mounts an image whose lower paths exceed one page of
+// mount data, with the new mount API and with the legacy short-link path.
+func TestManyLayersMount(t *testing.T) {
+	needRoot(t)
+	reg := newRegistry(t, nil)
+	var layers []v1.Layer
+	for i := range 60 {
+		layers = append(layers, layer(t, "gzip", file(fmt.Sprintf("f%02d", i), fmt.Sprint(i)), file("top", fmt.Sprint(i))))
+	}
+	ref := reg.push(t, "test/many:1", image(t, v1.Config{}, layers...))
+	s := openStore(t, Options{})
+	img, err := s.Pull(context.Background(), ref, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfs, err := s.PrepareRootfs("many", img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.RemoveRootfs("many") })
+	if d := legacyData(rfs.Lower, rfs.Upper, rfs.Work, false); len(d) < os.Getpagesize() {
+		t.Fatalf("test needs mount data over a page, has %d bytes", len(d))
+	}
+	root := mount(t, rfs)
+	if got := readFile(t, filepath.Join(root, "top")); got != "59" {
+		t.Errorf("top = %q, want the top layer's", got)
+	}
+	if got := readFile(t, filepath.Join(root, "f00")); got != "0" {
+		t.Errorf("f00 = %q", got)
+	}
+	// The fallback for kernels without lowerdir+.
+	view, err := s.View(img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	if err := view.mountLegacy(target, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	if got := readFile(t, filepath.Join(target, "top")); got != "59" {
+		t.Errorf("legacy mount top = %q", got)
 	}
 }
