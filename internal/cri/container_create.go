@@ -12,6 +12,7 @@ import (
 	"hull/internal/cri/store"
 	"hull/internal/errdefs"
 	"hull/internal/monitor"
+	"hull/internal/runtime"
 )
 
 func (s *Service) containerDir(id string) string {
@@ -76,6 +77,8 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 			s.locks.forget(id)
 		}
 	}()
+	t := newStepTimer()
+	defer func() { s.log.Debug("create container steps", "id", id, "steps", t.String()) }()
 	rootfs := filepath.Join(c.Bundle, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
@@ -84,9 +87,11 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: rootfs: %w", md.Name, err)
 	}
+	t.step("prepare")
 	if err := rf.Mount(rootfs); err != nil {
 		return nil, fmt.Errorf("create container %q: mount rootfs: %w", md.Name, err)
 	}
+	t.step("mount")
 	hostname := ""
 	if b, err := os.ReadFile(hostnamePath(sb.Dir)); err == nil {
 		hostname = string(trimNL(b))
@@ -107,24 +112,71 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 			return nil, fmt.Errorf("create container %q: log directory: %w", md.Name, err)
 		}
 	}
-	info := h.Info()
-	mh, err := monitor.Spawn(ctx, s.opts.MonitorPath, monitor.Spec{
-		ID: id, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: cfg.GetTty(),
-		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdin() && cfg.GetStdinOnce(),
-		RuntimeType: info.Type, RuntimePath: info.Path, RuntimeRoot: info.Root, StateDir: c.MonitorDir,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
-	}
-	s.mu.Lock()
-	s.monitors[id] = mh
-	s.mu.Unlock()
-	c.Pid, c.MonitorPID, c.Complete = mh.InitPID, mh.MonitorPID, true
+	t.step("spec")
+	c.Complete = true
 	if _, err := s.store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return nil, err
 	}
+	// The runtime's create runs in the background, like containerd's (which
+	// creates the runtime container only at StartContainer): the request is
+	// fully validated and the bundle written by now; StartContainer waits
+	// for the monitor and reports a runtime failure.
+	s.spawnAsync(c, h.Info(), cfg)
 	s.emit(id, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// spawnOp is a monitor being started; done closes when Spawn returned.
+type spawnOp struct {
+	done chan struct{}
+	err  error
+}
+
+func (s *Service) spawnAsync(c *store.Container, info runtime.Info, cfg *runtimeapi.ContainerConfig) {
+	op := &spawnOp{done: make(chan struct{})}
+	s.mu.Lock()
+	s.spawns[c.ID] = op
+	s.mu.Unlock()
+	spec := monitor.Spec{
+		ID: c.ID, Bundle: c.Bundle, LogPath: c.LogPath, Terminal: cfg.GetTty(),
+		Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdin() && cfg.GetStdinOnce(),
+		RuntimeType: info.Type, RuntimePath: info.Path, RuntimeRoot: info.Root, StateDir: c.MonitorDir,
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(op.done)
+		mh, err := monitor.Spawn(s.ctx, s.opts.MonitorPath, spec)
+		if err != nil {
+			op.err = fmt.Errorf("create container %s: %w", c.ID, err)
+			s.log.Warn("runtime create failed", "id", c.ID, "err", err)
+			return
+		}
+		s.mu.Lock()
+		s.monitors[c.ID] = mh
+		s.mu.Unlock()
+		_, _ = s.store.UpdateContainer(c.ID, func(x *store.Container) error {
+			x.Pid, x.MonitorPID = mh.InitPID, mh.MonitorPID
+			return nil
+		})
+	}()
+}
+
+// waitSpawn waits for a container's background create (if any) and
+// returns its error.
+func (s *Service) waitSpawn(ctx context.Context, id string) error {
+	s.mu.Lock()
+	op := s.spawns[id]
+	s.mu.Unlock()
+	if op == nil {
+		return nil
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func trimNL(b []byte) []byte {

@@ -64,6 +64,7 @@ func (s *Service) stopContainer(ctx context.Context, id string, timeout int64) e
 		return nil
 	case store.ContainerCreated:
 		// Never started: kill the waiting init; the record says exited.
+		_ = s.waitSpawn(ctx, id)
 		_ = h.Kill(ctx, id, syscall.SIGKILL, false)
 		_ = h.Delete(ctx, id, true)
 		s.markExited(id, 137, "Error", "stopped before it was started", time.Now())
@@ -146,6 +147,7 @@ func (s *Service) removeContainer(ctx context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.watches, id)
 	delete(s.monitors, id)
+	delete(s.spawns, id)
 	s.mu.Unlock()
 	s.locks.forget(id)
 	s.emit(id, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)

@@ -65,6 +65,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 			s.locks.forget(id)
 		}
 	}()
+	t := newStepTimer()
+	defer func() { s.log.Debug("run pod sandbox steps", "id", id, "steps", t.String()) }()
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
@@ -96,6 +98,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 			return nil, fmt.Errorf("run pod sandbox: pin namespaces %s: %w", strings.Join(kinds, ","), err)
 		}
 	}
+	t.step("pin")
 	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
 		if err := mountShm(sb.Dir); err != nil {
 			return nil, err
@@ -127,6 +130,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 			return nil, fmt.Errorf("run pod sandbox: CNI setup: %w", err)
 		}
 		sb.IPs = res.IPs
+		t.step("cni")
 	}
 	sb.State, sb.Complete = store.SandboxReady, true
 	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {

@@ -66,6 +66,7 @@ type Service struct {
 	mu       sync.Mutex
 	monitors map[string]*monitor.Handle // container id → live monitor
 	watches  map[string]*exitWatch      // container id → its exit watcher
+	spawns   map[string]*spawnOp        // container id → its background create
 
 	ctx    context.Context // ends at Close: stops exit watchers
 	cancel context.CancelFunc
@@ -92,7 +93,8 @@ func New(o Options) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		opts: o, log: o.Logger, store: st, events: newBroadcaster(),
-		monitors: map[string]*monitor.Handle{}, watches: map[string]*exitWatch{}, ctx: ctx, cancel: cancel,
+		monitors: map[string]*monitor.Handle{}, watches: map[string]*exitWatch{},
+		spawns: map[string]*spawnOp{}, ctx: ctx, cancel: cancel,
 	}
 	s.recover()
 	return s, nil
