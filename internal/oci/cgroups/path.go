@@ -46,8 +46,13 @@ func resolveTarget(cgroupsPath, containerID string, opts Options) (target, error
 	}
 	abs := filepath.IsAbs(cgroupsPath)
 	p := filepath.Clean(cgroupsPath)
+	// A container never owns a hierarchy's root or the runtime's own
+	// cgroup: Destroy would remove what is below them.
 	if !abs && p == "." {
 		return target{}, fmt.Errorf("cgroups: relative cgroupsPath %q names the runtime's own cgroup: %w", cgroupsPath, errdefs.ErrInvalidArgument)
+	}
+	if abs && p == "/" {
+		return target{}, fmt.Errorf("cgroups: cgroupsPath %q names the root cgroup: %w", cgroupsPath, errdefs.ErrInvalidArgument)
 	}
 	return target{path: p, abs: abs}, nil
 }
@@ -215,9 +220,9 @@ func (s *system) load(paths map[string]string) (Manager, error) {
 	return m, nil
 }
 
-// under checks that dir lies inside mountpoint.
+// under checks that dir lies strictly inside mountpoint (never the root).
 func (s *system) under(mountpoint, dir string) error {
-	if dir == mountpoint || strings.HasPrefix(dir, mountpoint+"/") {
+	if strings.HasPrefix(dir, mountpoint+"/") {
 		return nil
 	}
 	return fmt.Errorf("cgroups: directory %q is outside the hierarchy at %s: %w", dir, mountpoint, errdefs.ErrInvalidArgument)

@@ -41,6 +41,8 @@ func TestResolveTarget(t *testing.T) {
 		{"../escape", "x", false},
 		{"a/..", "x", false},
 		{".", "x", false},
+		{"/", "x", false},
+		{"//./", "x", false},
 		{"", "", false},
 		{"", "a/b", false},
 		{"", "..", false},
@@ -164,6 +166,7 @@ func TestLoadValidates(t *testing.T) {
 		{"memory": "relative/dir"},
 		{"memory": "/sys/fs/cgroup/memory/../../etc"},
 		{"memory": "/etc/passwd"},
+		{"memory": "/sys/fs/cgroup/memory"},
 	}
 	if s.layout == Unified {
 		bad = append(bad, map[string]string{"": "/tmp/x"})
