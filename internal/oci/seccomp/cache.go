@@ -77,7 +77,7 @@ func (c *Cache) Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 			return prog, nil
 		}
 	}
-	prog, err = Compile(s)
+	prog, err = compile(s)
 	if err != nil {
 		return nil, err
 	}

@@ -17,12 +17,8 @@ import (
 // maxInsns is the kernel's limit on one classic BPF program (BPF_MAXINSNS).
 const maxInsns = maxProgLen
 
-// Compile validates and compiles an OCI seccomp config to a BPF program for
-// Load. It runs in the runtime's parent process; the result is plain data
-// that can be handed to the container init. Unknown syscall names are
-// ignored; unknown actions, architectures, operators and flags are
-// ErrInvalidArgument.
-func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+// compile builds the program for s with libseccomp, without any caching.
+func compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if err := Validate(s); err != nil {
 		return nil, err
 	}

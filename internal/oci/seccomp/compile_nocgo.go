@@ -11,9 +11,9 @@ import (
 	"hull/internal/errdefs"
 )
 
-// Compile needs libseccomp (cgo); this build has none, so it validates the
+// compile needs libseccomp (cgo); this build has none, so it validates the
 // config and then reports ErrNotImplemented.
-func Compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+func compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if err := Validate(s); err != nil {
 		return nil, err
 	}

@@ -11,9 +11,10 @@
 //     work), so the init needs nothing but the program bytes the parent
 //     hands it.
 //
-// Compiling costs ~10 ms for the default profile, so runtimes call
-// Cache.Compile (NewCache(dir)) instead of Compile: a warm in-memory hit
-// costs ~50 µs, a disk hit in a fresh process ~130 µs.
+// Compiling costs ~10 ms for the default profile. Compile memoizes results
+// in memory (~50 µs per hit), which serves a long-lived process such as
+// hulld; a runtime CLI started once per container uses NewCache(dir) with a
+// private directory under its state root, whose disk hits cost ~130 µs.
 //
 // For SCMP_ACT_NOTIFY profiles (NeedsListener) the init uses LoadListener,
 // and the listener goes to the agent at ListenerPath with SendListener.
