@@ -14,9 +14,10 @@ import (
 // syscalls only with CAP_SYS_ADMIN, clone without namespace flags otherwise,
 // clone3 answered with ENOSYS unless CAP_SYS_ADMIN (libc then falls back to
 // clone, whose flags the filter can inspect), personality restricted to the
-// harmless personas, and the kernel-keyring, kexec, userfaultfd, io_uring
-// and AF_VSOCK socket calls left out entirely (io_uring bypasses syscall
-// filtering, vsock reaches the VM host).
+// harmless personas, and the kernel-keyring, kexec, userfaultfd, io_uring,
+// AF_ALG and AF_VSOCK socket calls left out entirely (io_uring bypasses
+// syscall filtering). Unlike moby it also keeps process_vm_readv/writev
+// behind CAP_SYS_PTRACE, with kcmp and pidfd_getfd.
 
 // allowAlways are syscalls every container may make.
 var allowAlways = []string{
@@ -79,6 +80,9 @@ var allowAlways = []string{
 	"times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask", "uname",
 	"unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes",
 	"vfork", "vmsplice", "wait4", "waitid", "waitpid", "write", "writev",
+	// Newer than Debian 12's libseccomp, which ignores these names (the
+	// ENOSYS stub answers them); a newer libseccomp allows them.
+	"getxattrat", "listmount", "listxattrat", "mseal", "removexattrat", "setxattrat", "statmount", "uretprobe",
 }
 
 // allowByArch are syscalls that exist only on some architectures, keyed by
@@ -89,7 +93,7 @@ var allowByArch = map[string][]string{
 	"arm64":   {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
 	"arm":     {"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint", "cacheflush", "set_tls"},
 	"s390x":   {"s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr"},
-	"riscv64": {"riscv_flush_icache"},
+	"riscv64": {"riscv_flush_icache", "riscv_hwprobe"},
 }
 
 // allowByCap are syscalls allowed only when the container's bounding set
@@ -103,7 +107,7 @@ var allowByCap = []struct {
 		"bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
 		"lookup_dcookie", "mount", "mount_setattr", "move_mount", "open_tree", "perf_event_open",
 		"quotactl", "quotactl_fd", "setdomainname", "sethostname", "setns", "syslog",
-		"umount", "umount2", "unshare",
+		"umount", "umount2", "unshare", "lsm_get_self_attr", "lsm_set_self_attr", "lsm_list_modules",
 	}},
 	{"CAP_SYS_BOOT", []string{"reboot"}},
 	{"CAP_SYS_CHROOT", []string{"chroot"}},
@@ -140,8 +144,12 @@ var allowedPersonalities = []uint64{0x0, 0x0008, 0x20000, 0x20008, 0xffffffff}
 const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
 	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
-// afVsock is AF_VSOCK.
-const afVsock = 40
+// Socket families the default profile refuses: AF_ALG (the kernel crypto
+// API, a recurring source of kernel bugs) and AF_VSOCK (reaches the VM host).
+const (
+	afAlg   = 38
+	afVsock = 40
+)
 
 // DefaultProfile returns hull's RuntimeDefault profile for a container with
 // DefaultCapabilities. Each call returns a new value the caller may modify.
@@ -177,10 +185,15 @@ func DefaultProfileFor(caps []string) *specs.LinuxSeccomp {
 			Args:   []specs.LinuxSeccompArg{{Index: 0, Value: p, Op: specs.OpEqualTo}},
 		})
 	}
+	// Three conditions on the same argument: three rules, any may match.
 	s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{
 		Names:  []string{"socket"},
 		Action: specs.ActAllow,
-		Args:   []specs.LinuxSeccompArg{{Index: 0, Value: afVsock, Op: specs.OpNotEqual}},
+		Args: []specs.LinuxSeccompArg{
+			{Index: 0, Value: afAlg, Op: specs.OpLessThan},
+			{Index: 0, Value: afAlg + 1, Op: specs.OpEqualTo},
+			{Index: 0, Value: afVsock, Op: specs.OpGreaterThan},
+		},
 	})
 	if !slices.Contains(caps, "CAP_SYS_ADMIN") {
 		enosys := uint(unix.ENOSYS)

@@ -138,6 +138,9 @@ func TestDefaultProfileEnforced(t *testing.T) {
 		[]string{"clone#newnet", fmt.Sprint(unix.CLONE_THREAD | unix.CLONE_NEWNET)},
 		[]string{"clone3"},
 		[]string{"getppid"},
+		[]string{"socket#unix", fmt.Sprint(unix.AF_UNIX)},
+		[]string{"socket#alg", fmt.Sprint(unix.AF_ALG)},
+		[]string{"socket#vsock", fmt.Sprint(unix.AF_VSOCK)},
 		[]string{"exec", bb, "sh", "-c", script},
 	)
 	r.want(t, "unshare", unix.EPERM)
@@ -150,6 +153,9 @@ func TestDefaultProfileEnforced(t *testing.T) {
 	r.want(t, "clone#newnet", unix.EPERM)
 	r.want(t, "clone3", unix.ENOSYS)
 	r.want(t, "getppid", 0)
+	r.want(t, "socket#unix", 0)
+	r.want(t, "socket#alg", unix.EPERM)
+	r.want(t, "socket#vsock", unix.EPERM)
 	if _, ok := r.errno["personality#query"]; !ok {
 		t.Errorf("personality query did not report: %q", r.lines)
 	} else if r.errno["personality#query"] == unix.EPERM {

@@ -109,6 +109,10 @@ func TestDefaultProfileCompatArchitectures(t *testing.T) {
 		{"personality", []uint64{0x0040000}, eperm},
 		{"socket", []uint64{unix.AF_INET}, allow},
 		{"socket", []uint64{unix.AF_VSOCK}, eperm},
+		{"socket", []uint64{unix.AF_ALG}, eperm},
+		{"socket", []uint64{unix.AF_ALG + 1}, allow},
+		{"socket", []uint64{unix.AF_NETLINK}, allow},
+		{"socket", []uint64{unix.AF_XDP}, allow},
 	}
 	checked := 0
 	for _, arch := range arches {
