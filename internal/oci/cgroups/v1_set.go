@@ -194,6 +194,19 @@ func setMemoryV1(dir string, r *specs.LinuxResources) error {
 	if mem.Swap != nil {
 		swap = *mem.Swap
 	}
+	if err := checkBeforeUpdate(mem, dir, "memory.usage_in_bytes"); err != nil {
+		return err
+	}
+	if mem.UseHierarchy != nil {
+		v := "0"
+		if *mem.UseHierarchy {
+			v = "1"
+		}
+		// Kernels since 5.x are always hierarchical and refuse "0".
+		if err := writeFile(dir, "memory.use_hierarchy", v); err != nil {
+			return err
+		}
+	}
 	hasMemsw := exists(dir, "memory.memsw.limit_in_bytes")
 	// Unlimited memory without a swap value means unlimited memory+swap.
 	if limit == -1 && swap == 0 && hasMemsw {
@@ -399,6 +412,23 @@ func setRdma(dir string, r *specs.LinuxResources) error {
 		if err := writeFile(dir, "rdma.max", v); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkBeforeUpdate implements the spec's checkBeforeUpdate: a new memory
+// limit below the current usage is refused instead of triggering reclaim
+// or the OOM killer.
+func checkBeforeUpdate(mem *specs.LinuxMemory, dir, usageFile string) error {
+	if mem.CheckBeforeUpdate == nil || !*mem.CheckBeforeUpdate || mem.Limit == nil || *mem.Limit <= 0 {
+		return nil
+	}
+	usage, err := readUint(dir, usageFile)
+	if err != nil {
+		return err
+	}
+	if usage > uint64(*mem.Limit) {
+		return fmt.Errorf("cgroups: memory limit %d is below the current usage %d: %w", *mem.Limit, usage, errdefs.ErrFailedPrecondition)
 	}
 	return nil
 }

@@ -84,9 +84,14 @@ func TestV1ApplyPlacesProcessEverywhere(t *testing.T) {
 func TestV1SetWritesKernelFiles(t *testing.T) {
 	s := requireHost(t, Legacy, Hybrid)
 	m := newTestManager(t)
-	p := startProc(t, "exec sleep 1000")
+	// Once inside, the shell grows its heap by ~200 KB and keeps it, so
+	// the cgroup has a known minimum usage.
+	p := startProc(t, `read x; v=$(head -c 200000 /dev/zero | tr '\0' a); echo done; read y`)
 	if err := m.Apply(p.pid()); err != nil {
 		t.Fatalf("Apply: %v", err)
+	}
+	if ans := p.send(t, "go"); ans != "done" {
+		t.Fatalf("child said %q", ans)
 	}
 	maj, min := blockDevice(t)
 	r := &specs.LinuxResources{
@@ -151,6 +156,14 @@ func TestV1SetWritesKernelFiles(t *testing.T) {
 	if got := readTrim(t, m.Path("memory"), "memory.limit_in_bytes"); got != strconv.Itoa(48<<20) {
 		t.Errorf("after update memory.limit_in_bytes = %s", got)
 	}
+	// checkBeforeUpdate refuses a limit below what is in use.
+	err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(4096)), CheckBeforeUpdate: ptr(true)}})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("limit below usage with checkBeforeUpdate: %v", err)
+	}
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{UseHierarchy: ptr(true)}}); err != nil {
+		t.Errorf("useHierarchy: %v", err)
+	}
 	// Unlimited.
 	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(-1))}, Pids: &specs.LinuxPids{Limit: ptr(int64(0))}}); err != nil {
 		t.Errorf("unlimited: %v", err)
@@ -164,7 +177,7 @@ func TestV1SetWritesKernelFiles(t *testing.T) {
 	// The kernel rounds limits down to whole pages: use 2MB pages.
 	if slices.Contains(hugePageSizes(), "2MB") {
 		sizes := []string{"2MB"}
-		err := m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: sizes[0], Limit: 4 << 21}}})
+		err = m.Set(&specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: sizes[0], Limit: 4 << 21}}})
 		switch {
 		case m.Path("hugetlb") != "":
 			if err != nil {

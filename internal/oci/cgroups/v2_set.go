@@ -188,6 +188,9 @@ func (m *v2Manager) setMemory(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBeforeUpdate(mem, m.dir, "memory.current"); err != nil {
+		return err
+	}
 	if sw != 0 {
 		v := maxOr(sw)
 		if err := writeFile(m.dir, "memory.swap.max", v); err != nil {

@@ -132,6 +132,7 @@ func TestV2FakeSetConvertsAndWrites(t *testing.T) {
 		files[f] = ""
 	}
 	files["cpu.max"] = "max 100000"
+	files["memory.current"] = "5000\n"
 	m := fakeV2(t, files)
 	r := &specs.LinuxResources{
 		CPU: &specs.LinuxCPU{Shares: ptr(uint64(1024)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)),
@@ -193,6 +194,7 @@ func TestV2FakeSetConvertsAndWrites(t *testing.T) {
 		{"unified dotdot", &specs.LinuxResources{Unified: map[string]string{"..": "1"}}, errdefs.ErrInvalidArgument},
 		{"unified procs", &specs.LinuxResources{Unified: map[string]string{"cgroup.procs": "1"}}, errdefs.ErrInvalidArgument},
 		{"unified missing controller", &specs.LinuxResources{Unified: map[string]string{"misc.max": "1"}}, errdefs.ErrFailedPrecondition},
+		{"limit below usage", &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1000)), CheckBeforeUpdate: ptr(true)}}, errdefs.ErrFailedPrecondition},
 		{"bad page size", &specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "3MB", Limit: 1}}}, errdefs.ErrInvalidArgument},
 	}
 	for _, c := range errCases {
