@@ -311,3 +311,55 @@ func TestSwapToV2(t *testing.T) {
 		}
 	}
 }
+
+// New on a cgroup2-only host: the whole path from the mount down is
+// created with controllers enabled, then limits land in the leaf.
+func TestUnifiedHostNewManager(t *testing.T) {
+	mount := t.TempDir()
+	ctrls := "cpu memory pids"
+	dirs := []string{mount, filepath.Join(mount, "kubepods"), filepath.Join(mount, "kubepods", "pod1"), filepath.Join(mount, "kubepods", "pod1", "c1")}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, d, "cgroup.controllers", ctrls)
+		write(t, d, "cgroup.subtree_control", "")
+	}
+	leaf := dirs[len(dirs)-1]
+	write(t, leaf, "memory.max", "")
+	write(t, leaf, "cgroup.procs", "")
+	s := &system{layout: Unified, v2: &hierarchy{mountpoint: mount, root: "/"}, self: map[string]string{"": "/user.slice"}}
+	mgr, err := s.newManager("/kubepods/pod1/c1", "c1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mgr.Path("") != leaf || mgr.Path("memory") != "" || len(mgr.Paths()) != 1 {
+		t.Fatalf("paths %v", mgr.Paths())
+	}
+	if err := mgr.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs[:3] {
+		if got := readTrim(t, d, "cgroup.subtree_control"); got != "+cpu +memory +pids" {
+			t.Errorf("%s subtree_control %q", d, got)
+		}
+	}
+	if err := mgr.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr(int64(1 << 20))}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTrim(t, leaf, "memory.max"); got != "1048576" {
+		t.Errorf("memory.max %q", got)
+	}
+	// Relative paths go below the runtime's own cgroup.
+	rel, err := s.newManager("sub/c2", "c2", Options{})
+	if err != nil || rel.Path("") != filepath.Join(mount, "user.slice/sub/c2") {
+		t.Errorf("relative: %v %v", rel, err)
+	}
+	// Load accepts only the unified directory here.
+	if _, err := s.load(map[string]string{"": leaf}); err != nil {
+		t.Errorf("load: %v", err)
+	}
+	if _, err := s.load(map[string]string{"memory": leaf}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("load v1 key on unified host: %v", err)
+	}
+}
