@@ -2,6 +2,10 @@ package monitor
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -31,4 +35,87 @@ func benchSpawn(b *testing.B, rtype string) {
 		}
 		mustCtl(b, s, "delete")
 	}
+}
+
+// BenchmarkDensity starts 20 sleeping containers under monitors and reports
+// what each costs: the monitor's own anonymous memory and Pss (text shared
+// between monitors is divided among them), and the drop of MemAvailable per
+// container (noisy on a shared machine: indicative only).
+func BenchmarkDensity(b *testing.B) {
+	for _, rt := range runtimeTypes {
+		b.Run(rt, func(b *testing.B) { benchDensity(b, rt) })
+	}
+}
+
+func benchDensity(b *testing.B, rtype string) {
+	if !rootWithRunc() {
+		b.Skip("needs root and runc")
+	}
+	const n = 20
+	bundle := makeBundleTB(b, false, "/bin/busybox", "sleep", "1000")
+	ctx := context.Background()
+	for b.Loop() {
+		before := memAvailable(b)
+		var handles []*Handle
+		for range n {
+			s := newSpecTB(b, bundle, rtype)
+			h, err := Spawn(ctx, monitorBin, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mustCtl(b, s, "start")
+			handles = append(handles, h)
+		}
+		after := memAvailable(b)
+		var anon, pss int
+		for _, h := range handles {
+			a, p := smapsRollup(b, h.MonitorPID)
+			anon += a
+			pss += p
+		}
+		b.ReportMetric(float64(before-after)/n, "kB-MemAvailable/container")
+		b.ReportMetric(float64(anon)/n, "kB-anon/monitor")
+		b.ReportMetric(float64(pss)/n, "kB-Pss/monitor")
+		b.StopTimer()
+		for _, h := range handles {
+			_ = syscall.Kill(h.InitPID, syscall.SIGKILL)
+			if _, err := h.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
+}
+
+func memAvailable(t testing.TB) int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var v int
+		if n, _ := fmt.Sscanf(l, "MemAvailable: %d kB", &v); n == 1 {
+			return v
+		}
+	}
+	t.Fatal("no MemAvailable in /proc/meminfo")
+	return 0
+}
+
+// smapsRollup returns Anonymous and Pss of pid in kB.
+func smapsRollup(t testing.TB, pid int) (anon, pss int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var v int
+		if n, _ := fmt.Sscanf(l, "Anonymous: %d kB", &v); n == 1 {
+			anon = v
+		}
+		if n, _ := fmt.Sscanf(l, "Pss: %d kB", &v); n == 1 {
+			pss = v
+		}
+	}
+	return anon, pss
 }

@@ -26,6 +26,9 @@ const drainTimeout = 2 * time.Second
 // Main is the monitor process's entry point (cmd/hull-monitor): args are
 // [argv0, stateDir], the sync pipe is fd 3. It returns the process exit code.
 func Main(args []string) int {
+	if len(args) > 1 && args[1] == hullrtCreateArg {
+		return hullrtCreateMain(args[2:])
+	}
 	// The monitor idles for the container's lifetime: one P and a GC that
 	// runs often keep its heap and RSS at the minimum.
 	runtime.GOMAXPROCS(1)
