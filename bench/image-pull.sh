@@ -8,11 +8,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 SHARED=${SHARED:-$(cd "$ROOT/../shared" && pwd)}
-H=${HARNESS_DIR:-/tmp/hull-harness}
+SH=${HARNESS_DIR:-/tmp/hull-harness}
 ROUNDS=${1:-5}
 IMG=${IMG:-127.0.0.1:5000/bench/image-pull:10x20m}
-CRANE=$H/bin/crane CRICTL=$H/bin/crictl
+CRANE=$SH/bin/crane CRICTL=$SH/bin/crictl
 WORK=$(mktemp -d /tmp/hull-image-bench.XXXXXX)
+# A private harness dir gives this run its own containerd (state, socket, pid):
+# others may be using the shared one at the same time.
+export HARNESS_DIR=$WORK/harness H=$WORK/harness
+mkdir -p "$H" && ln -s "$SH/bin" "$H/bin"
 cleanup() { WIPE=1 "$SHARED/peers/containerd/stop.sh" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
@@ -25,7 +29,7 @@ if ! "$CRANE" digest "$IMG" >/dev/null 2>&1; then
     tar -C "$WORK/l$i" -cf "$WORK/l$i.tar" . ; args+=(-f "$WORK/l$i.tar")
   done
   "$CRANE" append -b 127.0.0.1:5000/e2e-test-images/busybox:1.29-2 "${args[@]}" -t "$IMG" >/dev/null
-  rm -rf "$WORK"/l*
+  rm -rf "$WORK"/l[0-9]*
 fi
 
 (cd "$ROOT" && go build -o "$WORK/imagepull" ./bench/imagepull)
