@@ -54,16 +54,21 @@ func Validate(c *specs.LinuxCapabilities) error {
 }
 
 // Apply sets the five capability sets of the calling thread to exactly what
-// c lists: bounding first (dropping needs CAP_SETPCAP, which the next step
-// may remove), then effective, permitted and inheritable, then ambient
-// (raising an ambient capability needs it permitted and inheritable). A nil
-// c leaves the thread alone. Unknown names are ErrInvalidArgument;
-// capabilities the kernel lacks are skipped, as runc does, so a spec written
-// for a newer kernel still runs. Capabilities the thread cannot hold because
-// it does not have them itself (a runtime started without CAP_SYS_RESOURCE
-// asked for a privileged container) are skipped as well: no set can grow
-// beyond what the parent has, and failing the container over it would make
-// privileged containers impossible in such sandboxes. Missing reports them.
+// c lists: bounding first, then effective, permitted and inheritable, then
+// ambient (raising an ambient capability needs it permitted and
+// inheritable). Dropping from the bounding set needs CAP_SETPCAP: if the
+// thread holds it only in its permitted set (a setuid with keep-caps cleared
+// the effective set), Apply raises it for the drop; if it holds it not at
+// all and something must be dropped, Apply fails rather than leave the
+// bounding set wider than asked. A nil c leaves the thread alone.
+//
+// Unknown names are ErrInvalidArgument; capabilities the kernel lacks are
+// skipped, as runc does, so a spec written for a newer kernel still runs.
+// Capabilities the thread cannot hold because it does not have them itself
+// (a runtime started without CAP_SYS_RESOURCE asked for a privileged
+// container) are skipped as well: no set can grow beyond what the parent
+// has, and failing the container over it would make privileged containers
+// impossible in such sandboxes. Missing reports them.
 func Apply(c *specs.LinuxCapabilities) error {
 	if c == nil {
 		return nil
@@ -72,27 +77,29 @@ func Apply(c *specs.LinuxCapabilities) error {
 	if err != nil {
 		return fmt.Errorf("caps: highest capability of this kernel: %w", err)
 	}
-	p, err := capability.NewPid2(0)
+	p, err := load()
 	if err != nil {
-		return fmt.Errorf("caps: capability state of this thread: %w", err)
+		return err
 	}
-	if err := p.Load(); err != nil {
-		return fmt.Errorf("caps: load capability state: %w", err)
-	}
-	want := make([][]capability.Cap, 0, 5)
-	for _, set := range sets(c) {
+	all := sets(c)
+	want := make([][]capability.Cap, len(all))
+	for i, set := range all {
 		caps, err := resolve(set.name, set.names, last)
 		if err != nil {
 			return err
 		}
-		want = append(want, clamp(p, set.which, caps))
+		want[i] = clamp(p, set.which, caps)
 	}
-	p.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
-	for i, set := range sets(c) {
-		p.Set(set.which, want[i]...)
+	if err := dropBoundingExcept(want[0], last); err != nil {
+		return err
 	}
-	if err := p.Apply(capability.BOUNDS); err != nil {
-		return fmt.Errorf("caps: apply bounding set %v: %w", c.Bounding, err)
+	// Reload: raising CAP_SETPCAP for the drop changed the effective set.
+	if p, err = load(); err != nil {
+		return err
+	}
+	p.Clear(capability.CAPS | capability.AMBS)
+	for i, set := range all[1:] {
+		p.Set(set.which, want[i+1]...)
 	}
 	if err := p.Apply(capability.CAPS); err != nil {
 		return fmt.Errorf("caps: apply effective/permitted/inheritable sets: %w", err)
@@ -105,9 +112,10 @@ func Apply(c *specs.LinuxCapabilities) error {
 }
 
 // ApplyBounding drops every capability not in c.Bounding from the calling
-// thread's bounding set and leaves the other sets alone. An init that
-// changes user between the two steps calls it before setuid (while it still
-// holds CAP_SETPCAP) and Apply after.
+// thread's bounding set and leaves the other sets alone (except that it may
+// raise CAP_SETPCAP from permitted to effective to do so, as Apply does).
+// An init that changes user between the two steps may call it before
+// setuid and Apply after.
 func ApplyBounding(c *specs.LinuxCapabilities) error {
 	if c == nil {
 		return nil
@@ -120,10 +128,48 @@ func ApplyBounding(c *specs.LinuxCapabilities) error {
 	if err != nil {
 		return err
 	}
+	return dropBoundingExcept(keep, last)
+}
+
+// load reads the calling thread's capability state.
+func load() (capability.Capabilities, error) {
+	p, err := capability.NewPid2(0)
+	if err != nil {
+		return nil, fmt.Errorf("caps: capability state of this thread: %w", err)
+	}
+	if err := p.Load(); err != nil {
+		return nil, fmt.Errorf("caps: load capability state: %w", err)
+	}
+	return p, nil
+}
+
+// dropBoundingExcept drops from the bounding set every capability up to last
+// that is in it and not in keep.
+func dropBoundingExcept(keep []capability.Cap, last capability.Cap) error {
 	var drop []capability.Cap
 	for i := capability.Cap(0); i <= last; i++ {
-		if !slices.Contains(keep, i) {
+		if slices.Contains(keep, i) {
+			continue
+		}
+		if in, err := capability.GetBound(i); err == nil && in {
 			drop = append(drop, i)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	p, err := load()
+	if err != nil {
+		return err
+	}
+	if !p.Get(capability.EFFECTIVE, capability.CAP_SETPCAP) {
+		if !p.Get(capability.PERMITTED, capability.CAP_SETPCAP) {
+			return fmt.Errorf("caps: dropping %d bounding capabilities needs CAP_SETPCAP, which this thread lacks: %w",
+				len(drop), errdefs.ErrPermissionDenied)
+		}
+		p.Set(capability.EFFECTIVE, capability.CAP_SETPCAP)
+		if err := p.Apply(capability.CAPS); err != nil {
+			return fmt.Errorf("caps: raise CAP_SETPCAP to drop bounding capabilities: %w", err)
 		}
 	}
 	if err := capability.DropBound(drop...); err != nil {
@@ -195,12 +241,9 @@ func Missing(c *specs.LinuxCapabilities) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("caps: highest capability of this kernel: %w", err)
 	}
-	p, err := capability.NewPid2(0)
+	p, err := load()
 	if err != nil {
-		return nil, fmt.Errorf("caps: capability state of this thread: %w", err)
-	}
-	if err := p.Load(); err != nil {
-		return nil, fmt.Errorf("caps: load capability state: %w", err)
+		return nil, err
 	}
 	var out []string
 	for _, set := range sets(c) {

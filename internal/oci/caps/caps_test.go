@@ -15,6 +15,7 @@ import (
 
 	"github.com/moby/sys/capability"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/errdefs"
 )
@@ -36,12 +37,27 @@ func helperMain(spec string) int {
 	var req struct {
 		Caps         specs.LinuxCapabilities
 		BoundingOnly bool
+		UID          int    // switch to it (thread only, keeping caps) before Apply
+		Exec         string // then exec this program to show the sets after execve
 	}
 	if err := json.Unmarshal([]byte(spec), &req); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 100
 	}
 	runtime.LockOSThread()
+	if req.UID != 0 {
+		// What a container init does: keep capabilities across the uid
+		// change (which clears the effective set), then apply the sets.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 103
+		}
+		uid := uintptr(req.UID)
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uid, uid, uid); e != 0 {
+			fmt.Fprintln(os.Stderr, e)
+			return 104
+		}
+	}
 	apply := Apply
 	if req.BoundingOnly {
 		apply = ApplyBounding
@@ -49,6 +65,11 @@ func helperMain(spec string) int {
 	if err := apply(&req.Caps); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 101
+	}
+	if req.Exec != "" {
+		err := unix.Exec(req.Exec, []string{req.Exec, "cat", "/proc/self/status"}, os.Environ())
+		fmt.Fprintln(os.Stderr, err)
+		return 105
 	}
 	status, err := os.ReadFile("/proc/thread-self/status")
 	if err != nil {
@@ -67,10 +88,16 @@ func helperMain(spec string) int {
 // (CapInh, CapPrm, CapEff, CapBnd, CapAmb) after it applied c.
 func applyInChild(t *testing.T, c specs.LinuxCapabilities, boundingOnly bool) map[string]uint64 {
 	t.Helper()
+	return runChild(t, map[string]any{"Caps": c, "BoundingOnly": boundingOnly})
+}
+
+// runChild runs the helper with req and parses the Cap* lines it prints.
+func runChild(t *testing.T, req map[string]any) map[string]uint64 {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	b, err := json.Marshal(map[string]any{"Caps": c, "BoundingOnly": boundingOnly})
+	b, err := json.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +112,9 @@ func applyInChild(t *testing.T, c specs.LinuxCapabilities, boundingOnly bool) ma
 	masks := map[string]uint64{}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
+		if !strings.HasPrefix(sc.Text(), "Cap") {
+			continue
+		}
 		name, val, _ := strings.Cut(sc.Text(), ":")
 		v, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
 		if err != nil {
@@ -220,5 +250,36 @@ func TestApplyClampsToWhatTheRuntimeHolds(t *testing.T) {
 	}
 	if got["CapAmb"] != ownPrm&ownBnd {
 		t.Errorf("ambient %#x, want %#x", got["CapAmb"], ownPrm&ownBnd)
+	}
+}
+
+func TestApplyAfterSetuidAndExec(t *testing.T) {
+	bb := "/bin/busybox"
+	if _, err := os.Stat(bb); err != nil {
+		t.Skip("busybox-static is not installed (hack/setup.sh installs it)")
+	}
+	// An unprivileged container user with one ambient capability: after
+	// execve it holds exactly that one, and the bounding set is as asked
+	// although the uid change had cleared CAP_SETPCAP from the effective set.
+	c := specs.LinuxCapabilities{
+		Bounding:    []string{"CAP_NET_BIND_SERVICE", "CAP_CHOWN"},
+		Effective:   []string{"CAP_NET_BIND_SERVICE"},
+		Permitted:   []string{"CAP_NET_BIND_SERVICE"},
+		Inheritable: []string{"CAP_NET_BIND_SERVICE"},
+		Ambient:     []string{"CAP_NET_BIND_SERVICE"},
+	}
+	got := runChild(t, map[string]any{"Caps": c, "UID": 65534, "Exec": bb})
+	one := mask("CAP_NET_BIND_SERVICE")
+	want := map[string]uint64{"CapBnd": mask(c.Bounding...), "CapEff": one, "CapPrm": one, "CapInh": one, "CapAmb": one}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("after execve as uid 65534: %s = %#x, want %#x", k, got[k], v)
+		}
+	}
+	// Without an ambient set the exec'ed program has no capabilities.
+	c.Ambient = nil
+	got = runChild(t, map[string]any{"Caps": c, "UID": 65534, "Exec": bb})
+	if got["CapEff"] != 0 || got["CapPrm"] != 0 || got["CapBnd"] != mask(c.Bounding...) {
+		t.Errorf("no ambient: %#x", got)
 	}
 }
