@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"hull/internal/errdefs"
 )
 
@@ -141,7 +143,7 @@ func withShortPath(path string, fn func(string) error) error {
 	if len(path) <= sunPathMax {
 		return fn(path)
 	}
-	dir, err := os.OpenFile(filepath.Dir(path), os.O_RDONLY|0x200000 /* O_PATH */, 0)
+	dir, err := os.OpenFile(filepath.Dir(path), os.O_RDONLY|unix.O_PATH, 0)
 	if err != nil {
 		return err
 	}
