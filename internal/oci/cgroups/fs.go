@@ -184,7 +184,8 @@ func walkProcs(dir string) ([]int, error) {
 
 // removeTree removes dir and its sub-cgroups, deepest first. cgroupfs
 // directories are removed with rmdir even though they hold files. EBUSY
-// (a task still exiting, a css still being released) is retried briefly.
+// (a task still exiting, a css still being released) is retried for about
+// a second.
 func removeTree(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -206,7 +207,7 @@ func removeTree(dir string) error {
 		if err == nil || errors.Is(err, unix.ENOENT) {
 			return nil
 		}
-		if !errors.Is(err, unix.EBUSY) || attempt == 8 {
+		if !errors.Is(err, unix.EBUSY) || attempt == 10 {
 			return fmt.Errorf("cgroups: remove %s: %w", dir, err)
 		}
 		time.Sleep(delay)
