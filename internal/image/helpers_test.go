@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -247,6 +248,13 @@ func tmpEntries(t *testing.T, s *Store) []string {
 
 // corruptingHandler flips one byte of GET responses for blob dgst.
 func corruptingHandler(h http.Handler, dgst string) http.Handler {
+	return damagingHandler(h, dgst, false)
+}
+
+// damagingHandler flips one byte of GET responses for blob dgst, or, when
+// truncate is set, sends only half of the body (the connection then drops
+// short of the announced Content-Length).
+func damagingHandler(h http.Handler, dgst string, truncate bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+dgst) {
 			h.ServeHTTP(w, r)
@@ -255,11 +263,16 @@ func corruptingHandler(h http.Handler, dgst string) http.Handler {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
 		b := rec.Body.Bytes()
-		if len(b) > 20 {
+		if truncate {
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			b = b[:len(b)/2]
+		} else if len(b) > 20 {
 			b[len(b)/2] ^= 0xff
 		}
 		for k, v := range rec.Header() {
-			w.Header()[k] = v
+			if k != "Content-Length" || !truncate {
+				w.Header()[k] = v
+			}
 		}
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(b)

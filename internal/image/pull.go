@@ -46,7 +46,9 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth, progress func(
 	if err != nil {
 		return nil, err
 	}
-	key := r.String()
+	// Callers with different credentials must not share a pull: one
+	// caller's failed (or missing) login would fail the others.
+	key := r.String() + "\x00" + auth.fingerprint()
 	s.flightMu.Lock()
 	f, ok := s.flights[key]
 	if !ok {
@@ -101,7 +103,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth, progress func(
 			}
 		}
 		s.flightMu.Unlock()
-		return nil, fmt.Errorf("pull %s: %w", key, ctx.Err())
+		return nil, fmt.Errorf("pull %s: %w", r, ctx.Err())
 	}
 }
 

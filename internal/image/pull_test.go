@@ -233,6 +233,23 @@ func TestPullCorruptBlobRejected(t *testing.T) {
 	}
 }
 
+func TestPullTruncatedBlobRejected(t *testing.T) {
+	needRoot(t)
+	l := layer(t, "gzip", file("f", strings.Repeat("data", 100000)))
+	bad := digestOf(t, l)
+	reg := newRegistry(t, func(h http.Handler) http.Handler { return damagingHandler(h, bad, true) })
+	ref := reg.push(t, "test/trunc:1", image(t, v1.Config{}, l))
+	s := openStore(t, Options{})
+	_, err := s.Pull(context.Background(), ref, nil, nil)
+	t.Logf("truncated pull: %v", err)
+	if err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("truncated blob: err %v does not name %s", err, bad)
+	}
+	if imgs, _ := s.List(); len(imgs) != 0 || exists(s.blobPath(bad)) {
+		t.Errorf("truncated pull left images %v or the blob", imgs)
+	}
+}
+
 func TestConcurrentPullsFetchOnce(t *testing.T) {
 	needRoot(t)
 	reg := newRegistry(t, nil)

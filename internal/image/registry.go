@@ -38,6 +38,14 @@ func (a *Auth) authenticator() authn.Authenticator {
 	})
 }
 
+// fingerprint identifies the credentials without revealing them.
+func (a *Auth) fingerprint() string {
+	if a == nil {
+		return ""
+	}
+	return sha256Digest([]byte(strings.Join([]string{a.Username, a.Password, a.Auth, a.IdentityToken, a.RegistryToken}, "\x00")))
+}
+
 // endpoint is one place to fetch a repository from: a mirror or the upstream.
 type endpoint struct {
 	host     string // host[:port] to talk to
