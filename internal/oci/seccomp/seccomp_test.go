@@ -27,6 +27,9 @@ func allowDefault(rules ...specs.LinuxSyscall) *specs.LinuxSeccomp {
 func mustCompile(t *testing.T, s *specs.LinuxSeccomp) []unix.SockFilter {
 	t.Helper()
 	prog, err := Compile(s)
+	if errors.Is(err, errdefs.ErrNotImplemented) {
+		t.Skip("compiling needs a cgo build with libseccomp")
+	}
 	if err != nil {
 		t.Fatalf("Compile: %v", err)
 	}
