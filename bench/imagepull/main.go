@@ -16,6 +16,7 @@ import (
 func main() {
 	root := flag.String("root", "", "image store root (use a fresh directory for a cold pull)")
 	insecure := flag.String("insecure", "127.0.0.1:5000", "registry host reachable over plain http")
+	jobs := flag.Int("jobs", 0, "parallel layer downloads (0: the store's default)")
 	flag.Parse()
 	if *root == "" || flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: imagepull -root DIR IMAGE")
@@ -28,7 +29,7 @@ func main() {
 		}
 	}
 	t0 := time.Now()
-	s, err := image.Open(image.Options{Root: *root, Insecure: []string{*insecure}})
+	s, err := image.Open(image.Options{Root: *root, Insecure: []string{*insecure}, MaxConcurrentLayers: *jobs})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

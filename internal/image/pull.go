@@ -218,6 +218,15 @@ func (s *Store) store(ctx context.Context, in imageInput, report func(Progress))
 	if len(diffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image %s: %d layers but %d diffIDs: %w", m.Config.Digest, len(m.Layers), len(diffIDs), errdefs.ErrInvalidArgument)
 	}
+	// Digests become file names: refuse anything but sha256 hex up front.
+	for i, d := range diffIDs {
+		if err := validDigest(d); err != nil {
+			return nil, fmt.Errorf("image %s diffID %d: %w", m.Config.Digest, i, err)
+		}
+		if err := validDigest(m.Layers[i].Digest.String()); err != nil {
+			return nil, fmt.Errorf("image %s layer %d: %w", m.Config.Digest, i, err)
+		}
+	}
 	chains := chainIDs(diffIDs)
 
 	keys := append([]string{manifestDigest, m.Config.Digest.String()}, chains...)

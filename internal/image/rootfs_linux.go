@@ -199,6 +199,10 @@ func (r *Rootfs) mountNewAPI(target string, readOnly bool) error {
 			return fmt.Errorf("overlay workdir %s: %w", r.Work, err)
 		}
 	}
+	// With the inode index on (a kernel build option), overlay ties an upper
+	// to the lowers it first saw; containers share lowers, so keep it off.
+	// Kernels without the option just keep their default.
+	_ = unix.FsconfigSetString(fsfd, "index", "off")
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return fmt.Errorf("create overlay: %w", err)
 	}
