@@ -126,11 +126,10 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 			Cwd: cwd, User: user, Capabilities: caps, NoNewPrivileges: sc.GetNoNewPrivs(),
 			ApparmorProfile: "", SelinuxLabel: "",
 		},
-		Annotations: map[string]string{
-			"io.kubernetes.cri.container-type": "container",
-			"io.kubernetes.cri.sandbox-id":     in.sb.ID,
-			"io.kubernetes.cri.container-name": cfg.GetMetadata().GetName(),
-		},
+		// No io.kubernetes.cri.container-type/sandbox-id annotations: with
+		// them runsc expects a sandbox (pause) container to join, and hull
+		// pods have none; each runsc container is its own sandbox.
+		Annotations: map[string]string{"io.kubernetes.cri.container-name": cfg.GetMetadata().GetName()},
 		Linux: &specs.Linux{
 			Resources:   &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 			CgroupsPath: s.cgroupsPath(in.sb, in.id),
