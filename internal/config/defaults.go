@@ -117,7 +117,9 @@ func DefaultTOML() string {
 			w("root = %s\n", q(r.Root))
 		}
 	}
-	w("# [runtimes.runsc]\n# type = \"oci\"\n# path = \"/usr/local/bin/runsc\"\n")
+	if _, ok := c.Runtimes["runsc"]; !ok {
+		w("# [runtimes.runsc]\n# type = \"oci\"\n# path = \"/usr/local/bin/runsc\"\n")
+	}
 
 	w("\n[cni]\n# The first .conflist/.conf/.json file here (lexical order) is the pod network.\n")
 	w("conf_dir = %s\n", q(c.CNI.ConfDir))
