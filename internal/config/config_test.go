@@ -227,3 +227,21 @@ func TestLoadMergesRuntimeEntries(t *testing.T) {
 		t.Fatalf("hullrt = %+v, want type kept and root overridden", r)
 	}
 }
+
+func TestDefaultFindsRuntimesOnPath(t *testing.T) {
+	if _, err := os.Stat("/usr/local/bin/runsc"); err == nil {
+		t.Skip("runsc installed at its packaged path")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "runsc"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	if r := Default().Runtimes["runsc"]; r.Type != RuntimeOCI || r.Path != filepath.Join(dir, "runsc") {
+		t.Fatalf("runsc handler = %+v, want oci at %s", r, filepath.Join(dir, "runsc"))
+	}
+	t.Setenv("PATH", t.TempDir())
+	if r, ok := Default().Runtimes["runsc"]; ok {
+		t.Fatalf("runsc predefined although not installed: %+v", r)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -22,11 +23,25 @@ const (
 // DefaultCNIBinDirs are searched for CNI plugins when the file sets none.
 var DefaultCNIBinDirs = []string{"/opt/cni/bin", "/usr/lib/cni"}
 
-// Well-known OCI runtime binaries predefined as handlers when installed.
+// Well-known OCI runtime binaries predefined as handlers when installed: at
+// their packaged path, else wherever PATH finds them (`go install` puts
+// runsc in ~/go/bin).
 var knownOCIRuntimes = []struct{ name, path string }{
 	{"runc", "/usr/sbin/runc"},
 	{"crun", "/usr/bin/crun"},
 	{"runsc", "/usr/local/bin/runsc"},
+}
+
+func findRuntime(name, path string) string {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		return path
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	return ""
 }
 
 // Default returns the configuration hulld runs with when no file exists:
@@ -56,8 +71,8 @@ func Default() *Config {
 		RestrictOOMScoreAdj: true,
 	}
 	for _, r := range knownOCIRuntimes {
-		if fi, err := os.Stat(r.path); err == nil && !fi.IsDir() {
-			c.Runtimes[r.name] = Runtime{Type: RuntimeOCI, Path: r.path}
+		if p := findRuntime(r.name, r.path); p != "" {
+			c.Runtimes[r.name] = Runtime{Type: RuntimeOCI, Path: p}
 		}
 	}
 	return c
