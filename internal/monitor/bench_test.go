@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkSpawnStartWait times one container life under a monitor with runc:
@@ -66,6 +67,8 @@ func benchDensity(b *testing.B, rtype string) {
 			mustCtl(b, s, "start")
 			handles = append(handles, h)
 		}
+		// Measure the steady state, not the tail of the last setups.
+		time.Sleep(time.Second)
 		after := memAvailable(b)
 		var anon, pss int
 		for _, h := range handles {
