@@ -144,6 +144,8 @@ func Open(o Options) (*Store, error) {
 			return nil, fmt.Errorf("create image store dir: %w", err)
 		}
 	}
+	markTopDir(s.path("tmp"))
+	markTopDir(s.path("rootfs"))
 	if err := s.loadRecords(); err != nil {
 		return nil, err
 	}
