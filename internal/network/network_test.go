@@ -182,6 +182,11 @@ func TestTeardownAfterConfChange(t *testing.T) {
 	if err := nsutil.Unpin(map[string]string{"net": nsB}); err != nil {
 		t.Fatal(err)
 	}
+	// What is left where it was pinned is a plain file (a crash between
+	// creating the pin file and mounting it leaves the same).
+	if err := os.WriteFile(nsB, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		if err := m2.Teardown(context.Background(), podB, nsB, nil); err != nil {
 			t.Fatalf("Teardown %d with the netns gone: %v", i+1, err)
@@ -237,10 +242,17 @@ func TestStatus(t *testing.T) {
 	if name, _ := m.NetworkName(); name != "single" {
 		t.Fatalf("NetworkName = %q, want the first usable file's network", name)
 	}
-	// Setup refuses a missing netns before calling any plugin.
+	// Setup refuses a missing netns, or a plain file, before calling any plugin.
 	_, err = m.Setup(context.Background(), pod(30), filepath.Join(dir, "nonetns"), nil)
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Setup with a missing netns = %v, want ErrNotFound", err)
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = m.Setup(context.Background(), pod(30), plain, nil); !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "not a namespace") {
+		t.Fatalf("Setup with a plain file as netns = %v, want ErrNotFound", err)
 	}
 	// Teardown with nothing cached, no netns and a loopback network succeeds.
 	if err := m.Teardown(context.Background(), pod(30), filepath.Join(dir, "nonetns"), nil); err != nil {

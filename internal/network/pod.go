@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/errdefs"
 )
@@ -99,8 +100,8 @@ func (m *Manager) runtimeConf(pod PodMeta, netnsPath string, ports []PortMapping
 // Setup attaches the pod's network namespace at netnsPath to the pod network
 // and returns its addresses. On error the partial attachment is removed.
 func (m *Manager) Setup(ctx context.Context, pod PodMeta, netnsPath string, ports []PortMapping) (_ *Result, retErr error) {
-	if _, err := os.Stat(netnsPath); err != nil {
-		return nil, fmt.Errorf("cni: pod %s: netns %q: %w: %w", pod.ID, netnsPath, errdefs.ErrNotFound, err)
+	if err := checkNetns(netnsPath); err != nil {
+		return nil, fmt.Errorf("cni: pod %s: %w", pod.ID, err)
 	}
 	list, err := m.load()
 	if err != nil {
@@ -160,10 +161,11 @@ func (m *Manager) Setup(ctx context.Context, pod PodMeta, netnsPath string, port
 // current configuration. It is idempotent and succeeds when the netns is
 // already gone (the plugins then only release IPs and host-side state).
 func (m *Manager) Teardown(ctx context.Context, pod PodMeta, netnsPath string, ports []PortMapping) error {
-	if netnsPath != "" {
-		if _, err := os.Stat(netnsPath); errors.Is(err, os.ErrNotExist) {
-			netnsPath = ""
-		}
+	// A path that is gone or no longer a namespace (unpinned, or left
+	// half-made by a crash) makes plugins fail; without one they still
+	// release IPs and host-side state.
+	if netnsPath != "" && checkNetns(netnsPath) != nil {
+		netnsPath = ""
 	}
 	rt, err := m.runtimeConf(pod, netnsPath, ports)
 	if err != nil {
@@ -234,4 +236,20 @@ func (m *Manager) CachedPodIDs() ([]string, error) {
 	}
 	sort.Strings(ids)
 	return ids, nil
+}
+
+// checkNetns reports whether path is a network namespace file (a pin or a
+// /proc/PID/ns/net link), not a plain file left where one was.
+func checkNetns(path string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("netns %q: %w", path, errdefs.ErrNotFound)
+		}
+		return fmt.Errorf("netns %q: %w", path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("netns %q is not a namespace file: %w", path, errdefs.ErrNotFound)
+	}
+	return nil
 }
