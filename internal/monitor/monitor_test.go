@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,4 +290,60 @@ type cancelOnWrite struct{ cancel context.CancelFunc }
 func (c cancelOnWrite) Write(p []byte) (int, error) {
 	c.cancel()
 	return len(p), nil
+}
+
+// TestStdinOnce: the container's stdin closes when the first attach session
+// closes its stdin, so `cat` ends and the container exits.
+func TestStdinOnce(t *testing.T) { forEachRuntime(t, testStdinOnce) }
+
+func testStdinOnce(t *testing.T, rtype string) {
+	bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c", `cat; echo done`)
+	s := newSpec(t, bundle, rtype)
+	s.Stdin, s.StdinOnce = true, true
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	mustCtl(t, s, "start")
+	var out bytes.Buffer
+	if err := h.AttachStreams(strings.NewReader("abc\n"), &out, io.Discard); err != nil {
+		t.Fatalf("AttachStreams: %v", err)
+	}
+	if out.String() != "abc\ndone\n" {
+		t.Fatalf("attach output %q, want the echo and done", out.String())
+	}
+	if e, err := h.Wait(ctx); err != nil || e.Code != 0 {
+		t.Fatalf("Wait: %+v, %v", e, err)
+	}
+}
+
+// TestMonitorKilled: a monitor killed with SIGKILL leaves no exit record;
+// Wait says so instead of blocking, Attach reports it gone, and a second
+// Spawn into the same state dir is refused only while a monitor lives.
+func TestMonitorKilled(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "sleep", "1000")
+	s := newSpec(t, bundle, RuntimeOCI)
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	if _, err := Spawn(ctx, monitorBin, s); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("second Spawn with a live monitor: %v, want already exists", err)
+	}
+	if err := syscall.Kill(h.MonitorPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Wait(ctx)
+	if !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("Wait on a killed monitor: %v, want unavailable", err)
+	}
+	if _, err := Attach(s.StateDir); !errdefs.IsNotFound(err) {
+		t.Fatalf("Attach to a killed monitor: %v, want not found", err)
+	}
+	if _, err := ReadExit(s.StateDir); !errdefs.IsNotFound(err) {
+		t.Fatalf("ReadExit after a killed monitor: %v, want not found", err)
+	}
 }
