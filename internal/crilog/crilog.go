@@ -142,7 +142,8 @@ func appendRecord(buf []byte, ts time.Time, stream, tag string, msg []byte) []by
 // current, unfinished line between reads.
 type splitter struct {
 	stream string
-	line   []byte // message bytes of the current line, at most MaxLineSize
+	max    int    // longest message of one record (MaxLineSize)
+	line   []byte // message bytes of the current line, at most max
 }
 
 // feed appends to out the records completed by data, all stamped ts.
@@ -150,10 +151,10 @@ func (s *splitter) feed(out []byte, ts time.Time, data []byte) []byte {
 	for len(data) > 0 {
 		// A full buffer with more bytes of the same line coming is a
 		// partial record.
-		if len(s.line) == MaxLineSize && data[0] != '\n' {
+		if len(s.line) == s.max && data[0] != '\n' {
 			out = s.emit(out, ts, Partial)
 		}
-		room := MaxLineSize - len(s.line)
+		room := s.max - len(s.line)
 		seg := data
 		if len(seg) > room {
 			seg = seg[:room]
@@ -165,7 +166,7 @@ func (s *splitter) feed(out []byte, ts time.Time, data []byte) []byte {
 			continue
 		}
 		if len(data) > room && data[room] == '\n' {
-			// Exactly MaxLineSize bytes and then the newline: one F record.
+			// Exactly max bytes and then the newline: one F record.
 			s.line = append(s.line, seg...)
 			out = s.emit(out, ts, Full)
 			data = data[room+1:]
@@ -192,7 +193,7 @@ func (s *splitter) emit(out []byte, ts time.Time, tag string) []byte {
 // write error.
 func (w *Writer) Copy(stream string, r io.Reader) error {
 	var (
-		sp      = splitter{stream: stream, line: make([]byte, 0, MaxLineSize)}
+		sp      = splitter{stream: stream, max: MaxLineSize, line: make([]byte, 0, MaxLineSize)}
 		chunk   = make([]byte, 32*1024)
 		out     []byte
 		werr    error
