@@ -14,7 +14,8 @@
 // record: that is what containerd (pkg/cri/io logger: a line cut by EOF is
 // "treated as a partial line") and CRI-O's conmon do, and it lets the kubelet
 // reproduce the output byte for byte (no newline is invented). Only '\n'
-// ends a line; a '\r' stays part of the message.
+// ends a line; a '\r' before it stays part of the message, as in conmon
+// (containerd's bufio.ReadLine drops it), so a terminal's "\r\n" survives.
 //
 // The package is stdlib only: the monitor links it and must stay small.
 package crilog
