@@ -25,6 +25,17 @@ type stdio struct {
 	consoleSocket string
 }
 
+// closeChildEnds closes our copies of the child's ends once the runtime
+// process holds them, so that the pipes see EOF when the last container
+// writer (or a failed runtime) is gone. Closing twice is harmless.
+func (sio stdio) closeChildEnds() {
+	for _, f := range []*os.File{sio.in, sio.out, sio.err} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
 // create sets up the container's stdio, runs the runtime's create and returns
 // the init pid. On return the child ends of the pipes are closed, so the
 // output pipes reach EOF when the container's last writer exits.
@@ -141,11 +152,11 @@ func (m *monitor) createOCI(sio stdio) (int, error) {
 			files[i] = devnull
 		}
 	}
-	// Capture the runtime's own stderr when it fails: runc prints its error
-	// there as well as in the log, and that would otherwise land in the CRI log.
-	// Without a terminal the stderr pipe is the container's, so it is only read
-	// on failure (the container does not run before start).
+	// runc prints its errors on stderr (the container's pipe) as well as in
+	// the json log; the log is read on failure, the pipe only as a fallback
+	// (the container does not run before start, so nothing else is in it).
 	proc, err := os.StartProcess(s.RuntimePath, args, &os.ProcAttr{Dir: "/", Env: os.Environ(), Files: files})
+	sio.closeChildEnds()
 	if err != nil {
 		return 0, fmt.Errorf("run %s: %w", s.RuntimePath, err)
 	}

@@ -45,6 +45,7 @@ func (m *monitor) createHullrt(sio stdio) (int, error) {
 	args := []string{"hull-monitor", hullrtCreateArg, s.StateDir, sio.consoleSocket}
 	proc, err := os.StartProcess("/proc/self/exe", args, &os.ProcAttr{Dir: "/", Env: os.Environ(), Files: files})
 	errW.Close()
+	sio.closeChildEnds()
 	if err != nil {
 		return 0, fmt.Errorf("hullrt: start create helper: %w", err)
 	}

@@ -347,3 +347,22 @@ func TestMonitorKilled(t *testing.T) {
 		t.Fatalf("ReadExit after a killed monitor: %v, want not found", err)
 	}
 }
+
+// TestRuntimeStderrFallback: an OCI runtime that fails without a json log
+// still has its stderr text reported, and nothing reaches the CRI log.
+func TestRuntimeStderrFallback(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "true")
+	s := newSpec(t, bundle, RuntimeOCI)
+	s.RuntimePath = filepath.Join(t.TempDir(), "fake-runtime")
+	if err := os.WriteFile(s.RuntimePath, []byte("#!/bin/sh\necho \"boom from runtime\" >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Spawn(context.Background(), monitorBin, s)
+	if err == nil || !strings.Contains(err.Error(), "boom from runtime") || !strings.Contains(err.Error(), "exit status 3") {
+		t.Fatalf("Spawn with a failing runtime: %v", err)
+	}
+	if b, _ := os.ReadFile(s.LogPath); len(b) > 0 {
+		t.Fatalf("runtime error leaked into the container log: %s", b)
+	}
+}
