@@ -32,6 +32,11 @@ var defaultReadonlyPaths = []string{
 	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 }
 
+// ociVersion is the spec version hull writes: crun 1.8 rejects any it does
+// not know (1.3.0 of runtime-spec's Go module); the fields hull sets all
+// exist in 1.0.2, which runc, crun, runsc and hullrt accept.
+const ociVersion = "1.0.2-dev"
+
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // specInput is everything the OCI spec of a container is generated from.
@@ -119,7 +124,7 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		return nil, err
 	}
 	spec := &specs.Spec{
-		Version: specs.Version,
+		Version: ociVersion,
 		Root:    &specs.Root{Path: "rootfs", Readonly: sc.GetReadonlyRootfs()},
 		Process: &specs.Process{
 			Terminal: cfg.GetTty(), Args: args, Env: mergeEnv(in.img.Env, cfg.GetEnvs(), in.hostname),
