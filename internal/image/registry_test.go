@@ -3,10 +3,13 @@ package image
 import (
 	"context"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -152,5 +155,41 @@ func TestParseRef(t *testing.T) {
 		if _, err := NormalizeRef(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("NormalizeRef(%q): %v, want InvalidArgument", bad, err)
 		}
+	}
+}
+
+func TestPullTLSWithCAFile(t *testing.T) {
+	needRoot(t)
+	plain := newRegistry(t, nil)
+	plain.push(t, "tls/img:1", image(t, v1.Config{}, layer(t, "gzip", file("t", "tls"))))
+	srv := httptest.NewTLSServer(plain.srv.Config.Handler)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/tls/img:1"
+
+	s := openStore(t, Options{})
+	if _, err := s.Pull(context.Background(), ref, nil, nil); err == nil {
+		t.Fatal("pull from an untrusted TLS registry succeeded")
+	}
+	s = openStore(t, Options{Hosts: map[string]RegistryHost{host: {CAFiles: []string{ca}}}})
+	if _, err := s.Pull(context.Background(), ref, nil, nil); err != nil {
+		t.Fatalf("pull with the CA file: %v", err)
+	}
+	s = openStore(t, Options{Insecure: []string{host}})
+	if _, err := s.Pull(context.Background(), ref, nil, nil); err != nil {
+		t.Fatalf("pull from an insecure host: %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a cert"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, Options{Hosts: map[string]RegistryHost{host: {CAFiles: []string{bad}}}})
+	if _, err := s.Pull(context.Background(), ref, nil, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("pull with a bad CA file: %v, want InvalidArgument", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,5 +215,59 @@ func TestImportDockerSave(t *testing.T) {
 	// The imported image exports again.
 	if err := s.Export(context.Background(), "example.com/saved:3", new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGCDuringPulls runs GC in a loop while images are pulled: whatever a
+// pull has written must survive until its record is committed.
+func TestGCDuringPulls(t *testing.T) {
+	needRoot(t)
+	reg := newRegistry(t, nil)
+	var refs []string
+	for i := range 4 {
+		refs = append(refs, reg.push(t, fmt.Sprintf("test/gc%d:1", i), image(t, v1.Config{},
+			layer(t, "gzip", file("shared", "s")), layer(t, "gzip", file("own", fmt.Sprint(i))))))
+	}
+	s := openStore(t, Options{})
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := s.GC(context.Background()); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for _, ref := range refs {
+		if _, err := s.Pull(context.Background(), ref, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range refs {
+		img, err := s.Get(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range img.ChainIDs {
+			if !exists(s.snapshotPath(c)) {
+				t.Errorf("%s: snapshot %s collected during the pull", ref, c)
+			}
+		}
+		for _, d := range []string{img.ID, img.ManifestDigest} {
+			if !exists(s.blobPath(d)) {
+				t.Errorf("%s: blob %s collected during the pull", ref, d)
+			}
+		}
 	}
 }
