@@ -139,7 +139,7 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth, report func(Pr
 		}
 		indexDigest = topDigest
 		blobs = append(blobs, blobData{topDigest, desc.Manifest})
-	case types.OCIManifestSchema1, types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
+	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
 		return nil, fmt.Errorf("pull %s: Docker schema 1 manifests are not supported: %w", r, errdefs.ErrNotImplemented)
 	default:
 		if img, err = desc.Image(); err != nil {

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"hull/internal/errdefs"
@@ -156,9 +157,20 @@ func TestPullIndexSelectsPlatform(t *testing.T) {
 		img, _ = mutate.ConfigFile(img, cf)
 		return mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch, Variant: variant}}}
 	}
-	idx := mutate.AppendManifests(empty.Index, mk("arm64", ""), mk("amd64", ""), mk("arm", "v6"), mk("arm", "v7"))
+	idx := mutate.AppendManifests(empty.Index, mk("arm64", ""), mk("amd64", ""), mk("arm", "v6"), mk("arm", "v7"),
+		mutate.IndexAddendum{Add: image(t, v1.Config{}, layer(t, "gzip", file("att", "x"))),
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"}}})
 	ref := reg.pushIndex(t, "test/multi:1", idx)
 	idxDigest, _ := idx.Digest()
+	// The same index as a Docker manifest list.
+	dockerIdx := mutate.IndexMediaType(idx, types.DockerManifestList)
+	dockerRef := reg.pushIndex(t, "test/multi:docker", dockerIdx)
+	s := openStore(t, Options{Platform: "linux/arm/v6"})
+	if img, err := s.Pull(context.Background(), dockerRef, nil, nil); err != nil {
+		t.Fatalf("manifest list: %v", err)
+	} else if got := readFile(t, filepath.Join(s.snapshotPath(img.ChainIDs[0]), "arch")); got != "armv6" {
+		t.Errorf("manifest list for arm/v6 gave %q", got)
+	}
 
 	for _, tc := range []struct{ platform, want string }{
 		{"", "amd64"}, {"linux/arm/v7", "armv7"}, {"linux/arm64/v8", "arm64"},
@@ -178,7 +190,7 @@ func TestPullIndexSelectsPlatform(t *testing.T) {
 			t.Errorf("Get by repo digest: %v", err)
 		}
 	}
-	s := openStore(t, Options{Platform: "linux/s390x"})
+	s = openStore(t, Options{Platform: "linux/s390x"})
 	if _, err := s.Pull(context.Background(), ref, nil, nil); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("pull for a missing platform: %v, want NotFound", err)
 	}
@@ -191,16 +203,27 @@ func TestPullCompressions(t *testing.T) {
 		layer(t, "gzip", file("g", "gzip")),
 		layer(t, "zstd", file("z", "zstd")),
 		layer(t, "none", file("n", "none")))
-	ref := reg.push(t, "test/comp:1", img)
-	s := openStore(t, Options{})
-	got, err := s.Pull(context.Background(), ref, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range []string{"g", "z", "n"} {
-		want := map[string]string{"g": "gzip", "z": "zstd", "n": "none"}[f]
-		if c := readFile(t, filepath.Join(s.snapshotPath(got.ChainIDs[i]), f)); c != want {
-			t.Errorf("layer %d file %s = %q", i, f, c)
+	oci := mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+	for kind, im := range map[string]v1.Image{"docker": img, "oci": oci} {
+		ref := reg.push(t, "test/comp:"+kind, im)
+		s := openStore(t, Options{})
+		got, err := s.Pull(context.Background(), ref, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		raw, err := s.readBlob(got.ManifestDigest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMT := map[string]string{"docker": string(types.DockerManifestSchema2), "oci": string(types.OCIManifestSchema1)}[kind]
+		if !strings.Contains(string(raw), wantMT) {
+			t.Errorf("%s: stored manifest is not %s", kind, wantMT)
+		}
+		for i, f := range []string{"g", "z", "n"} {
+			want := map[string]string{"g": "gzip", "z": "zstd", "n": "none"}[f]
+			if c := readFile(t, filepath.Join(s.snapshotPath(got.ChainIDs[i]), f)); c != want {
+				t.Errorf("%s: layer %d file %s = %q", kind, i, f, c)
+			}
 		}
 	}
 }
