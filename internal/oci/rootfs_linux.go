@@ -32,6 +32,11 @@ func (r *rootfsSetup) prepare() error {
 	switch r.spec.Linux.RootfsPropagation {
 	case "private", "rprivate":
 		prop = unix.MS_PRIVATE | unix.MS_REC
+	case "shared", "rshared":
+		// Like runc: bidirectional mounts (CRI PROPAGATION_BIDIRECTIONAL)
+		// need the host's peer groups kept; the rootfs parent is still
+		// made private below for pivot_root.
+		prop = unix.MS_SHARED | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("make / %s: %w", propName(prop), err)
