@@ -149,9 +149,11 @@ func (h *hostResolver) transport(ep endpoint) (*http.Transport, error) {
 	if t, ok := h.transports[key]; ok {
 		return t, nil
 	}
-	timeout := upstreamConnectTimeout
+	timeout, headerTimeout := upstreamConnectTimeout, 30*time.Second
 	if ep.mirror {
-		timeout = mirrorConnectTimeout
+		// A mirror that accepts connections but never answers must not
+		// hold a pull for long: the next endpoint may well work.
+		timeout, headerTimeout = mirrorConnectTimeout, 10*time.Second
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: ep.insecure} //nolint:gosec // explicit per-host opt-in
 	if len(ep.caFiles) > 0 {
@@ -175,7 +177,7 @@ func (h *hostResolver) transport(ep endpoint) (*http.Transport, error) {
 		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsConf,
 		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: 30 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
 		MaxIdleConnsPerHost:   32,
 		IdleConnTimeout:       90 * time.Second,
 		// Layers are already compressed; asking for gzip would only cost CPU.
