@@ -107,6 +107,22 @@ func (s *Store) Rootfs(containerID string) (*Rootfs, error) {
 		Work: filepath.Join(dir, "work"), linkDir: s.path("l")}, nil
 }
 
+// ListRootfs returns the IDs of containers that have a rootfs, so a daemon
+// restarting can remove those of containers it has no record of.
+func (s *Store) ListRootfs() ([]string, error) {
+	ents, err := os.ReadDir(s.path("rootfs"))
+	if err != nil {
+		return nil, fmt.Errorf("list container rootfs: %w", err)
+	}
+	ids := make([]string, 0, len(ents))
+	for _, e := range ents {
+		if e.IsDir() && validContainerID.MatchString(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
 // View returns a read-only Rootfs of an image, for inspection. Callers must
 // unmount it before removing the image.
 func (s *Store) View(imageID string) (*Rootfs, error) {

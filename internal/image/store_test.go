@@ -93,8 +93,17 @@ func TestRemoveAndGC(t *testing.T) {
 	if !exists(s.snapshotPath(a.ChainIDs[1])) {
 		t.Fatal("GC removed a snapshot a container uses")
 	}
+	if ids, err := s.ListRootfs(); err != nil || !slices.Equal(ids, []string{"pinner"}) {
+		t.Fatalf("ListRootfs = %v, %v", ids, err)
+	}
+	if r, err := s.Rootfs("pinner"); err != nil || len(r.Lower) != 2 || r.Lower[0] != s.snapshotPath(a.ChainIDs[1]) {
+		t.Fatalf("Rootfs(pinner) = %+v, %v", r, err)
+	}
 	if err := s.RemoveRootfs("pinner"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.Rootfs("pinner"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Rootfs after removal: %v", err)
 	}
 	if err := s.RemoveRootfs("pinner"); err != nil {
 		t.Fatalf("RemoveRootfs is not idempotent: %v", err)
