@@ -280,3 +280,35 @@ func TestGCDuringPulls(t *testing.T) {
 		}
 	}
 }
+
+func TestRootfsArgumentsAndSyncedPull(t *testing.T) {
+	needRoot(t)
+	reg := newRegistry(t, nil)
+	big := strings.Repeat("0123456789abcdef", (directThreshold+1000)/16) // O_DIRECT path, unaligned tail
+	ref := reg.push(t, "test/sync:1", image(t, v1.Config{}, layer(t, "zstd", file("big", big), file("small", "s"))))
+	s := openStore(t, Options{SyncLayers: true})
+	img, err := s.Pull(context.Background(), ref, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(s.snapshotPath(img.ChainIDs[0]), "big")); got != big {
+		t.Fatalf("big file: %d bytes, want %d", len(got), len(big))
+	}
+	for _, id := range []string{"", "../x", "a/b", ".hidden", strings.Repeat("x", 200)} {
+		if _, err := s.PrepareRootfs(id, img.ID); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("PrepareRootfs(%q): %v, want InvalidArgument", id, err)
+		}
+		if err := s.RemoveRootfs(id); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("RemoveRootfs(%q): %v, want InvalidArgument", id, err)
+		}
+	}
+	if _, err := s.PrepareRootfs("c1", "no/such:image"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("PrepareRootfs of a missing image: %v", err)
+	}
+	if ids, _ := s.ListRootfs(); len(ids) != 0 {
+		t.Errorf("failed PrepareRootfs left %v", ids)
+	}
+	if _, err := s.View("no/such:image"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("View of a missing image: %v", err)
+	}
+}
