@@ -148,6 +148,9 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if err := mgr.Apply(pid); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
+	if err := checkControllers(spec.Linux.Resources, mgr); err != nil {
+		return nil, err
+	}
 	if spec.Linux.Resources != nil {
 		if err := mgr.Set(withDefaultDevices(spec)); err != nil {
 			return nil, fmt.Errorf("cgroups: %w", err)
@@ -201,6 +204,22 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	r.children[id] = ch.cmd.Process
 	r.mu.Unlock()
 	return ch.cmd.Process, nil
+}
+
+// checkControllers refuses limits that no mounted controller can enforce
+// (net_cls/net_prio are often not mounted): silently running without a
+// requested limit would be worse than not running.
+func checkControllers(res *specs.LinuxResources, m cgroups.Manager) error {
+	if res == nil || res.Network == nil || m.Path("") != "" && len(m.Paths()) == 1 {
+		return nil
+	}
+	if res.Network.ClassID != nil && m.Path("net_cls") == "" {
+		return fmt.Errorf("linux.resources.network.classID: the net_cls cgroup controller is not mounted: %w", errdefs.ErrFailedPrecondition)
+	}
+	if len(res.Network.Priorities) > 0 && m.Path("net_prio") == "" {
+		return fmt.Errorf("linux.resources.network.priorities: the net_prio cgroup controller is not mounted: %w", errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // stdio maps nil to the caller's own stdio (the documented default).

@@ -34,6 +34,7 @@ func MaybeInit() {
 	}
 	os.Unsetenv(envInit)
 	os.Unsetenv(envFDBase)
+	closeLeakedFDs(base)
 	syncf := os.NewFile(uintptr(base+fdSync), "sync")
 	unix.CloseOnExec(base + fdSync)
 	var cfg initConfig
@@ -111,10 +112,11 @@ func (c *initProc) runInit() error {
 	if err := rs.enter(cfg.NoPivot); err != nil {
 		return err
 	}
-	if err := rs.finish(); err != nil {
+	// Sysctls go in before /proc/sys turns read-only.
+	if err := setSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
-	if err := setSysctls(spec.Linux.Sysctl); err != nil {
+	if err := rs.finish(); err != nil {
 		return err
 	}
 	if spec.Hostname != "" {
@@ -191,6 +193,27 @@ func (c *initProc) runExec() error {
 		return err
 	}
 	return c.execProcess(path)
+}
+
+// closeLeakedFDs closes every fd the parent let through by accident (opened
+// without O_CLOEXEC, as a leaked host directory fd in CVE-2024-21626):
+// anything past the runtime's own fds that is not close-on-exec. Go's own
+// fds are all close-on-exec and stay; stdio and preserved fds are below
+// base.
+func closeLeakedFDs(base int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= base+fdCons {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 // setupTimeNS unshares a time namespace (entered by this task at execve)

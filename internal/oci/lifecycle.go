@@ -95,9 +95,9 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 		}
 	}
 	if !initAlive(s) {
-		// Signalling a stopped container has no effect (runtime spec);
-		// the zombie or missing init is left alone.
-		return nil
+		// "container not running" is what containerd's shim looks for to
+		// treat the process as already finished.
+		return fmt.Errorf("container %q is stopped: container not running: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if err := unix.Kill(s.Pid, sig); err != nil {
 		return fmt.Errorf("signal %d to %q: %w", sig, id, err)

@@ -1,0 +1,246 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"hull/internal/errdefs"
+)
+
+func TestExecIntoRunningContainer(t *testing.T) {
+	bundle, spec := newBundle(t, "/bin/sleep", "60")
+	spec.Hostname = "exec-host"
+	writeSpec(t, bundle, spec)
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "ex", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, "ex"); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, done := pipeCollect(t, &buf)
+	p := *spec.Process
+	p.Args = []string{"/bin/sh", "-c", "hostname; echo pid1=$(cat /proc/1/cmdline | head -c 10); id -u; pwd; exit 7"}
+	p.User.UID = 1234
+	p.Cwd = "/tmp"
+	proc, err := r.Exec(ctx, "ex", &p, ExecOptions{Stdin: devNull(t), Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := proc.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	out := buf.String()
+	if ps.ExitCode() != 7 {
+		t.Fatalf("exec exit %d, want 7: %s", ps.ExitCode(), out)
+	}
+	for _, want := range []string{"exec-host", "pid1=/bin/sleep", "1234", "/tmp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec output lacks %q:\n%s", want, out)
+		}
+	}
+	pids, _ := r.Processes("ex")
+	if len(pids) != 1 {
+		t.Errorf("after exec the cgroup holds %v, want only the init", pids)
+	}
+	p.Args = []string{"/no/such/binary"}
+	if _, err := r.Exec(ctx, "ex", &p, ExecOptions{Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err == nil {
+		t.Fatal("exec of a missing binary succeeded")
+	}
+}
+
+func TestHooksRunInOrderWithState(t *testing.T) {
+	bundle, spec := newBundle(t, "/bin/true")
+	log := filepath.Join(t.TempDir(), "hooks.log")
+	hook := func(name string) specs.Hook {
+		// The host's busybox runs the hooks; each appends its name and
+		// the status it was given on stdin.
+		return specs.Hook{Path: "/bin/busybox", Args: []string{"sh", "-c", "read s; echo " + name + " $s >> " + log}}
+	}
+	timeout := 1
+	spec.Hooks = &specs.Hooks{
+		CreateRuntime:   []specs.Hook{hook("createRuntime")},
+		CreateContainer: []specs.Hook{hook("createContainer")},
+		StartContainer:  []specs.Hook{{Path: "/bin/true"}},
+		Poststart:       []specs.Hook{hook("poststart")},
+		Poststop:        []specs.Hook{{Path: "/bin/busybox", Args: []string{"false"}}, hook("poststop")},
+	}
+	r := newRuntime(t)
+	if out, code := runOut(t, r, "hooks", bundle, spec); code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(l)
+		names = append(names, f[0])
+		if !strings.Contains(l, `"id":"hooks"`) {
+			t.Errorf("hook got no state: %s", l)
+		}
+	}
+	if got := strings.Join(names, ","); got != "createRuntime,createContainer,poststart,poststop" {
+		t.Fatalf("hook order %s", got)
+	}
+
+	// A hook that outlives its timeout fails create and leaves nothing.
+	bundle2, spec2 := newBundle(t, "/bin/true")
+	spec2.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/busybox", Args: []string{"sleep", "30"}, Timeout: &timeout}}}
+	writeSpec(t, bundle2, spec2)
+	start := time.Now()
+	err = r.Create(context.Background(), "slowhook", CreateOptions{Bundle: bundle2, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("create with a hanging hook: %v", err)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Fatal("hook timeout not enforced")
+	}
+	if _, err := os.Stat(filepath.Join(r.Root(), "slowhook")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("failed create left its state dir")
+	}
+}
+
+func TestConsoleSocketGetsPtyMaster(t *testing.T) {
+	bundle, spec := newBundle(t, "/bin/sh", "-c", "tty; echo on-the-pty")
+	spec.Process.Terminal = true
+	spec.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
+	writeSpec(t, bundle, spec)
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		got <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := r.Start(ctx, "tty"); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { out.ReadFrom(master); close(done) }()
+	if _, err := r.Wait("tty"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		master.Close()
+		<-done
+	}
+	if !strings.Contains(out.String(), "/dev/pts/0") || !strings.Contains(out.String(), "on-the-pty") {
+		t.Fatalf("pty output %q", out.String())
+	}
+}
+
+func TestBadInputLeavesNothingBehind(t *testing.T) {
+	r := newRuntime(t)
+	t.Cleanup(removeTestCgroups)
+	ctx := context.Background()
+	cg := "/hull-test/badinput"
+	cases := []struct {
+		name  string
+		edit  func(bundle string, s *specs.Spec)
+		raw   string
+		class error
+		msg   string
+	}{
+		{name: "malformed", raw: "{not json", class: errdefs.ErrInvalidArgument, msg: "malformed"},
+		{name: "noversion", edit: func(_ string, s *specs.Spec) { s.Version = "" }, class: errdefs.ErrInvalidArgument, msg: "ociVersion"},
+		{name: "noargs", edit: func(_ string, s *specs.Spec) { s.Process.Args = nil }, class: errdefs.ErrInvalidArgument, msg: "process.args"},
+		{name: "norootfs", edit: func(_ string, s *specs.Spec) { s.Root.Path = "/does/not/exist" }, class: errdefs.ErrInvalidArgument, msg: "rootfs"},
+		{name: "badns", edit: func(_ string, s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
+		}, class: errdefs.ErrInvalidArgument, msg: "bogus"},
+		{name: "badmount", edit: func(_ string, s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "nosuchfs", Source: "none"})
+		}, msg: "nosuchfs"},
+		{name: "missingbind", edit: func(_ string, s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/no/such/source", Options: []string{"bind"}})
+		}, msg: "/no/such/source"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bundle, spec := newBundle(t, "/bin/true")
+			spec.Linux.CgroupsPath = cg + "-" + c.name
+			if c.edit != nil {
+				c.edit(bundle, spec)
+			}
+			writeSpec(t, bundle, spec)
+			if c.raw != "" {
+				os.WriteFile(filepath.Join(bundle, "config.json"), []byte(c.raw), 0o644)
+			}
+			err := r.Create(ctx, c.name, CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)})
+			if err == nil {
+				t.Fatal("create succeeded")
+			}
+			if c.class != nil && !errors.Is(err, c.class) {
+				t.Errorf("error %v is not of class %v", err, c.class)
+			}
+			if !strings.Contains(err.Error(), c.msg) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q should be one line naming %q", err, c.msg)
+			}
+			if _, err := os.Stat(filepath.Join(r.Root(), c.name)); !errors.Is(err, os.ErrNotExist) {
+				t.Error("state dir left behind")
+			}
+			for _, ctl := range []string{"memory", "pids", "cpu"} {
+				if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cg+"-"+c.name)); err == nil {
+					t.Errorf("cgroup %s left behind", ctl)
+				}
+			}
+		})
+	}
+	if _, err := r.State("nope"); !errdefs.IsNotFound(err) {
+		t.Errorf("state of unknown id: %v", err)
+	}
+	if err := r.Start(ctx, "nope"); !errdefs.IsNotFound(err) {
+		t.Errorf("start of unknown id: %v", err)
+	}
+	if err := r.Kill("../etc", syscall.SIGKILL, false); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("kill of a path-like id: %v", err)
+	}
+}
