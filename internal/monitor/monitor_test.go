@@ -168,11 +168,12 @@ func testSignalExitReopen(t *testing.T, rtype string) {
 }
 
 // TestTerminal: the pty arrives through the console socket, Resize reaches
-// the container, output is logged as stdout and attach feeds the terminal.
+// the container, output is logged as stdout, attach feeds the terminal and,
+// with StdinOnce, the end of the attach's stdin is an EOF (^D) for `cat`.
 func TestTerminal(t *testing.T) { forEachRuntime(t, testTerminal) }
 
 func testTerminal(t *testing.T, rtype string) {
-	bundle := makeBundle(t, true, "/bin/busybox", "sh", "-c", `busybox stty size; read x; echo "tty:$x"; exit 3`)
+	bundle := makeBundle(t, true, "/bin/busybox", "sh", "-c", `busybox stty size; read x; echo "tty:$x"; cat; exit 3`)
 	s := newSpec(t, bundle, rtype)
 	s.StateDir = filepath.Join(s.StateDir, strings.Repeat("t", 100))
 	s.Terminal, s.Stdin, s.StdinOnce = true, true, true

@@ -222,6 +222,16 @@ func (m *monitor) closeStdin() {
 	m.stdin = nil
 }
 
+// endStdin ends the container's input after a StdinOnce attach: the pipe is
+// closed; a terminal cannot be half-closed without hanging it up, so it gets
+// the end-of-file character (^D) that a canonical-mode reader takes as EOF.
+func (m *monitor) endStdin() {
+	if m.pty != nil {
+		_ = m.writeStdin([]byte{4})
+	}
+	m.closeStdin()
+}
+
 func (m *monitor) writeStdin(p []byte) error {
 	m.stdinMu.Lock()
 	f := m.stdin

@@ -136,7 +136,7 @@ func (m *monitor) attach(c *net.UnixConn, br *bufio.Reader, req request) {
 		}
 	}
 	if m.spec.StdinOnce {
-		m.closeStdin()
+		m.endStdin()
 	}
 	// The client half-closed its side; it keeps receiving output until the
 	// container exits (closeAll) or it hangs up.
