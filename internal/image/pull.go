@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -108,6 +109,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth, progress func(
 }
 
 func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth, report func(Progress)) (*Image, error) {
+	start := time.Now()
 	t, desc, err := s.resolve(ctx, r, auth)
 	if err != nil {
 		return nil, err
@@ -176,7 +178,12 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth, report func(Pr
 		in.names = []string{r.String()}
 	}
 	in.repoDigests = []string{r.Repository() + "@" + topDigest}
-	return s.store(ctx, in, report)
+	out, err := s.store(ctx, in, report)
+	if err == nil {
+		s.log.Info("pulled image", "ref", r.String(), "id", out.ID, "endpoint", t.ep.host,
+			"layers", len(out.ChainIDs), "bytes", out.Size, "duration", time.Since(start))
+	}
+	return out, err
 }
 
 type blobData struct {

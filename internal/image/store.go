@@ -74,7 +74,8 @@ type Options struct {
 // Store is the image store rooted at Options.Root.
 //
 // Lifecycle: Open recovers the on-disk state (removing leftovers of
-// interrupted pulls) and loads all image records into memory; the Store is
+// interrupted pulls, then collecting what no record or container uses) and
+// loads all image records into memory; the Store is
 // then safe for concurrent use by any number of goroutines. There is no
 // Close: all state is on disk after each call returns.
 //
@@ -147,6 +148,10 @@ func Open(o Options) (*Store, error) {
 	markTopDir(s.path("tmp"))
 	markTopDir(s.path("rootfs"))
 	if err := s.loadRecords(); err != nil {
+		return nil, err
+	}
+	// Layers and blobs a crash committed without their record are garbage.
+	if err := s.gc(); err != nil {
 		return nil, err
 	}
 	return s, nil
