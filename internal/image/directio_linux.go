@@ -108,6 +108,13 @@ func (w *directWriter) flush(n int) error {
 		if err == unix.EINTR {
 			continue
 		}
+		if err == unix.EINVAL && w.direct {
+			// Some filesystems take O_DIRECT at open but want larger
+			// alignment: go on through the page cache.
+			if err = w.clearDirect(); err == nil {
+				continue
+			}
+		}
 		if err == nil && m == 0 {
 			err = io.ErrShortWrite
 		}
@@ -133,11 +140,7 @@ func (w *directWriter) finish(sync bool) error {
 		if w.err == nil && w.n > 0 {
 			if w.direct {
 				// The tail is not block-sized: write it through the page cache.
-				fl, err := unix.FcntlInt(uintptr(w.fd), unix.F_GETFL, 0)
-				if err == nil {
-					_, err = unix.FcntlInt(uintptr(w.fd), unix.F_SETFL, fl&^unix.O_DIRECT)
-				}
-				if err != nil {
+				if err := w.clearDirect(); err != nil {
 					w.err = fmt.Errorf("write %s: %w", w.name, err)
 				}
 			}
@@ -187,4 +190,15 @@ func createDirectPath(p string) (*directWriter, error) {
 	}
 	w.name = p
 	return w, nil
+}
+
+func (w *directWriter) clearDirect() error {
+	fl, err := unix.FcntlInt(uintptr(w.fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(w.fd), unix.F_SETFL, fl&^unix.O_DIRECT)
+	}
+	if err == nil {
+		w.direct = false
+	}
+	return err
 }
