@@ -122,3 +122,45 @@ func smapsRollup(t testing.TB, pid int) (anon, pss int) {
 	}
 	return anon, pss
 }
+
+// BenchmarkLogThroughput: a container writes 20 MB to stdout in lines of 11
+// and of 1001 bytes; the monitor turns them into CRI records. Reports
+// container-output bytes per second from start to exit.
+func BenchmarkLogThroughput(b *testing.B) {
+	for name, line := range map[string]string{
+		"short": "l=abcdefghij",
+		"long":  "l=abcdefghij; l=$l$l$l$l$l$l$l$l$l$l; l=$l$l$l$l$l$l$l$l$l$l",
+	} {
+		b.Run(name, func(b *testing.B) { benchLog(b, line) })
+	}
+}
+
+func benchLog(b *testing.B, line string) {
+	if !rootWithRunc() {
+		b.Skip("needs root and runc")
+	}
+	const size = 20 << 20
+	bundle := makeBundleTB(b, false, "/bin/busybox", "sh", "-c", fmt.Sprintf("%s; busybox yes $l | busybox head -c %d", line, size))
+	ctx := context.Background()
+	b.SetBytes(size)
+	for b.Loop() {
+		b.StopTimer()
+		s := newSpecTB(b, bundle, RuntimeHullrt)
+		h, err := Spawn(ctx, monitorBin, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		mustCtl(b, s, "start")
+		if e, err := h.Wait(ctx); err != nil || e.Code != 0 {
+			b.Fatalf("Wait: %+v, %v", e, err)
+		}
+		b.StopTimer()
+		fi, err := os.Stat(s.LogPath)
+		if err != nil || fi.Size() < size {
+			b.Fatalf("log %v bytes, want more than %d: %v", fi, size, err)
+		}
+		mustCtl(b, s, "delete")
+		b.StartTimer()
+	}
+}
