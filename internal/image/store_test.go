@@ -65,6 +65,9 @@ func TestRemoveAndGC(t *testing.T) {
 	if a.ChainIDs[0] != b.ChainIDs[0] {
 		t.Fatal("shared base layer has different chain IDs")
 	}
+	if n := reg.blobGets(digestOf(t, base)); n != 1 {
+		t.Errorf("shared base layer fetched %d times, want 1", n)
+	}
 	// A second name for a, then removing one name keeps the image.
 	if err := s.Tag(refA, "example.com/other:2"); err != nil {
 		t.Fatal(err)
