@@ -26,7 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (mknod, chown, overlay mounts)")
@@ -43,7 +43,7 @@ type testRegistry struct {
 	gets map[string]int // GET path → count
 }
 
-func newRegistry(t *testing.T, wrap func(http.Handler) http.Handler) *testRegistry {
+func newRegistry(t testing.TB, wrap func(http.Handler) http.Handler) *testRegistry {
 	t.Helper()
 	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	if wrap != nil {
@@ -76,7 +76,7 @@ func (tr *testRegistry) blobGets(d string) int {
 }
 
 // push writes img to the registry as repo:tag and returns the full name.
-func (tr *testRegistry) push(t *testing.T, repoTag string, img v1.Image) string {
+func (tr *testRegistry) push(t testing.TB, repoTag string, img v1.Image) string {
 	t.Helper()
 	ref, err := name.ParseReference(tr.host+"/"+repoTag, name.Insecure)
 	if err != nil {
@@ -116,7 +116,7 @@ func file(name, body string) entry {
 }
 func dir(name string) entry { return entry{name: name, typ: tar.TypeDir, mode: 0o755} }
 
-func tarBytes(t *testing.T, es ...entry) []byte {
+func tarBytes(t testing.TB, es ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -148,7 +148,7 @@ func tarBytes(t *testing.T, es ...entry) []byte {
 }
 
 // layer builds a layer with the given compression ("gzip", "zstd", "none").
-func layer(t *testing.T, comp string, es ...entry) v1.Layer {
+func layer(t testing.TB, comp string, es ...entry) v1.Layer {
 	t.Helper()
 	b := tarBytes(t, es...)
 	if comp == "none" {
@@ -167,7 +167,7 @@ func layer(t *testing.T, comp string, es ...entry) v1.Layer {
 }
 
 // image builds an image of layers with a small runtime config.
-func image(t *testing.T, cfg v1.Config, layers ...v1.Layer) v1.Image {
+func image(t testing.TB, cfg v1.Config, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
