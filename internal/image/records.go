@@ -133,6 +133,20 @@ func (s *Store) writeRecord(r *record) error {
 	return writeFileAtomic(s.recordPath(r.ID), b)
 }
 
+// writeFileRename writes p via a temp file and rename, without fsync: a
+// crash leaves the old content or the new, never a torn file.
+func writeFileRename(p string, b []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
 func writeFileAtomic(p string, b []byte) error {
 	dir := filepath.Dir(p)
 	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(p))

@@ -45,13 +45,22 @@ func (s *Store) PrepareRootfs(containerID, imageID string) (*Rootfs, error) {
 	if !validContainerID.MatchString(containerID) {
 		return nil, fmt.Errorf("container id %q: %w", containerID, errdefs.ErrInvalidArgument)
 	}
-	// The write lock keeps GC from deleting the image's snapshots between
-	// the lookup and the rootfs.json that protects them.
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// A lease keeps GC from deleting the image's snapshots between the
+	// lookup and the rootfs.json that protects them from then on.
+	s.mu.RLock()
 	r, err := s.lookupLocked(imageID)
+	s.mu.RUnlock()
 	if err != nil {
 		return nil, err
+	}
+	release := s.lease(r.ChainIDs...)
+	defer release()
+	for _, c := range r.ChainIDs {
+		// GC may have run between the lookup and the lease (the image was
+		// removed meanwhile): refuse rather than hand out missing layers.
+		if !exists(s.snapshotPath(c)) {
+			return nil, fmt.Errorf("image %s: layer %s is gone: %w", r.ID, c, errdefs.ErrNotFound)
+		}
 	}
 	dir := s.path("rootfs", containerID)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -70,7 +79,9 @@ func (s *Store) PrepareRootfs(containerID, imageID string) (*Rootfs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootfs of container %s: %w", containerID, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "rootfs.json"), b); err != nil {
+	// No fsync: after a power loss the container is gone anyway, and the
+	// daemon removes rootfs dirs it has no record of (ListRootfs).
+	if err := writeFileRename(filepath.Join(dir, "rootfs.json"), b); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"upper", "work"} {
