@@ -110,6 +110,8 @@ func (h *hostResolver) endpoints(host string) ([]endpoint, error) {
 		if err != nil {
 			return nil, fmt.Errorf("registry %s: %w", host, err)
 		}
+		// A scheme-less mirror listed as an insecure host of its own.
+		ep.insecure = ep.insecure || slices.Contains(h.insecure, ep.host)
 		ep.caFiles = c.CAFiles
 		eps = append(eps, ep)
 	}

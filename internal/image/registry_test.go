@@ -98,6 +98,14 @@ func TestPullMirrors(t *testing.T) {
 			t.Errorf("names %v %v", got.RepoTags, got.RepoDigests)
 		}
 	})
+	t.Run("scheme-less mirror listed as insecure", func(t *testing.T) {
+		s := openStore(t, Options{Insecure: []string{mirror.host}, Hosts: map[string]RegistryHost{"registry.invalid": {
+			Mirrors: []string{mirror.host}, NoUpstreamFallback: true,
+		}}})
+		if _, err := s.Pull(context.Background(), name, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("failing mirror then upstream", func(t *testing.T) {
 		s := openStore(t, Options{Hosts: map[string]RegistryHost{upstream.host: {
 			Mirrors: []string{"http://" + deadAddr(t), failing.URL},
