@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -365,5 +366,48 @@ func TestRuntimeStderrFallback(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(s.LogPath); len(b) > 0 {
 		t.Fatalf("runtime error leaked into the container log: %s", b)
+	}
+}
+
+// TestConcurrentSpawn: monitors spawned side by side (as hulld does for
+// parallel CreateContainer calls) each report their own container: own log
+// line, own exit code.
+func TestConcurrentSpawn(t *testing.T) { forEachRuntime(t, testConcurrentSpawn) }
+
+func testConcurrentSpawn(t *testing.T, rtype string) {
+	const n = 8
+	ctx := context.Background()
+	specs := make([]Spec, n)
+	for i := range specs {
+		bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c", fmt.Sprintf("echo container-%d; exit %d", i, 10+i))
+		specs[i] = newSpec(t, bundle, rtype)
+	}
+	errs := make(chan error, n)
+	for i := range specs {
+		go func() {
+			s := specs[i]
+			h, err := Spawn(ctx, monitorBin, s)
+			if err == nil {
+				err = ctl(s, "start")
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			e, err := h.Wait(ctx)
+			switch {
+			case err != nil:
+			case e.Code != 10+i:
+				err = fmt.Errorf("container %d exited %d, want %d", i, e.Code, 10+i)
+			case !fileContains(s.LogPath, fmt.Sprintf(" stdout F container-%d\n", i)):
+				err = fmt.Errorf("container %d: its line is not in its log", i)
+			}
+			errs <- err
+		}()
+	}
+	for range specs {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -18,10 +18,15 @@ import (
 // own goroutine; done is closed (after exit is set) when the container has
 // exited and its output is drained, which answers the waiters.
 type server struct {
-	m       *monitor
-	l       *net.UnixListener
-	path    string
-	done    chan struct{}
+	m    *monitor
+	l    *net.UnixListener
+	path string
+	done chan struct{}
+
+	// mu orders waiter registration against shutdown, so that no waiter is
+	// added to the WaitGroup once shutdown waits on it.
+	mu      sync.Mutex
+	closing bool
 	exit    *Exit
 	waiters sync.WaitGroup
 }
@@ -51,7 +56,9 @@ func (s *server) accept() {
 // shutdown answers the waiters with exit (nil: the monitor failed before the
 // container ran), ends attach sessions and removes the socket.
 func (s *server) shutdown(exit *Exit) {
-	s.exit = exit
+	s.mu.Lock()
+	s.exit, s.closing = exit, true
+	s.mu.Unlock()
 	close(s.done)
 	s.l.Close()
 	os.Remove(s.path)
@@ -78,10 +85,18 @@ func (s *server) handle(c *net.UnixConn) {
 	var err error
 	switch req.Op {
 	case opWait:
-		s.waiters.Add(1)
-		defer s.waiters.Done()
-		<-s.done
-		_ = writeMsg(c, response{Exit: s.exit})
+		s.mu.Lock()
+		closing, exit := s.closing, s.exit
+		if !closing {
+			s.waiters.Add(1)
+		}
+		s.mu.Unlock()
+		if !closing {
+			defer s.waiters.Done()
+			<-s.done
+			exit = s.exit // set before done was closed
+		}
+		_ = writeMsg(c, response{Exit: exit})
 		return
 	case opReopen:
 		if s.m.log != nil {
