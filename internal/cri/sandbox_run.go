@@ -115,8 +115,10 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 		}
 		sb.Namespaces["pid"] = path
 	}
-	// Persist the namespaces before CNI so a crash during ADD still knows
-	// what to undo.
+	// Persist the namespaces, and that CNI ADD is about to run, before it
+	// runs: a hulld killed during ADD then still knows what to undo (DEL of
+	// a network that was never added succeeds).
+	sb.NetworkReady = !hostNet && s.opts.Network != nil
 	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {
 		return nil, err
 	}
@@ -124,7 +126,6 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 		if s.opts.Network == nil {
 			return nil, fmt.Errorf("run pod sandbox: no CNI network configured: %w", errdefs.ErrFailedPrecondition)
 		}
-		sb.NetworkReady = true // from here on the undo runs CNI DEL
 		res, err := s.opts.Network.Setup(ctx, podMeta(sb), sb.Namespaces["net"], portMappings(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("run pod sandbox: CNI setup: %w", err)
