@@ -202,6 +202,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			// aufs bookkeeping (.wh..wh.plnk and friends): meaningless to overlay.
 		default:
 			target := strings.TrimPrefix(base, ".wh.")
+			// ".wh.." and ".wh..." would name the directory itself or its parent.
+			if target == "." || target == ".." {
+				return fmt.Errorf("%w: whiteout %q: %w", errEscape, hdr.Name, errdefs.ErrInvalidArgument)
+			}
 			if _, err := u.clear(pfd, path.Join(parentRel, target), target, false); err != nil {
 				return err
 			}

@@ -33,6 +33,9 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 		"relative symlink":    {{name: "up", typ: tar.TypeSymlink, link: "../.."}, file("up/escaped", "x")},
 		"hardlink outside":    {{name: "h", typ: tar.TypeLink, link: "../escaped"}},
 		"whiteout under link": {{name: "w", typ: tar.TypeSymlink, link: "/"}, {name: "w/.wh.escaped", typ: tar.TypeReg}},
+		"whiteout of parent":  {dir("d/"), {name: "d/.wh...", typ: tar.TypeReg}},
+		"whiteout of root":    {{name: ".wh...", typ: tar.TypeReg}},
+		"whiteout of self":    {dir("d/"), file("d/keep", "k"), {name: "d/.wh..", typ: tar.TypeReg}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			outer := t.TempDir()
