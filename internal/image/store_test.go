@@ -315,3 +315,18 @@ func TestRootfsArgumentsAndSyncedPull(t *testing.T) {
 		t.Errorf("View of a missing image: %v", err)
 	}
 }
+
+func TestOpenRejectsBadOptions(t *testing.T) {
+	for _, o := range []Options{{}, {Root: t.TempDir(), Platform: "linux"}, {Root: t.TempDir(), Platform: "a/b/c/d"}} {
+		if _, err := Open(o); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Open(%+v): %v, want InvalidArgument", o, err)
+		}
+	}
+	s, err := Open(Options{Root: t.TempDir(), Hosts: map[string]RegistryHost{"x.io": {Mirrors: []string{"ftp://m"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pull(context.Background(), "x.io/a:1", nil, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("pull through an ftp mirror: %v, want InvalidArgument", err)
+	}
+}
