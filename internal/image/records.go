@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -47,6 +48,9 @@ type record struct {
 	ChainIDs       []string             `json:"chainIDs"`
 	Config         ocispec.Image        `json:"config"`
 	Pinned         bool                 `json:"pinned,omitempty"`
+	// Updated orders records when a crash left one name on two images
+	// (commitRecord writes the new owner of a tag before the old one).
+	Updated time.Time `json:"updated"`
 }
 
 func (r *record) image() *Image {
@@ -111,7 +115,32 @@ func (s *Store) loadRecords() error {
 		}
 		s.images[r.ID] = &r
 	}
+	s.dedupNamesLocked()
 	return nil
+}
+
+// dedupNamesLocked leaves each name on the most recently updated image.
+func (s *Store) dedupNamesLocked() {
+	owner := map[string]*record{}
+	for _, r := range s.images {
+		for _, n := range r.Names {
+			if o, ok := owner[n]; !ok || r.Updated.After(o.Updated) {
+				owner[n] = r
+			}
+		}
+	}
+	for id, r := range s.images {
+		kept := slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return owner[n] != r })
+		if len(kept) != len(r.Names) {
+			c := r.clone()
+			c.Names = kept
+			if err := s.writeRecord(c); err != nil {
+				s.log.Warn("cannot rewrite image record", "id", id, "err", err)
+				continue
+			}
+			s.images[id] = c
+		}
+	}
 }
 
 // recordComplete reports whether every snapshot of r exists.
@@ -196,6 +225,7 @@ func (s *Store) commitRecord(r *record) (*Image, error) {
 	}
 	sort.Strings(r.Names)
 	sort.Strings(r.RepoDigests)
+	r.Updated = time.Now()
 	if err := s.writeRecord(r); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -160,7 +161,18 @@ func TestOpenRecoversFromCrash(t *testing.T) {
 	if err := s.writeRecord(broken); err != nil {
 		t.Fatal(err)
 	}
+	// A crash in the middle of moving a tag: two records claim it.
+	stale := s.images[a.ID].clone()
+	stale.ID = "sha256:" + strings.Repeat("3", 64)
+	stale.Names = []string{refA}
+	stale.Updated = s.images[a.ID].Updated.Add(-time.Hour)
+	if err := s.writeRecord(stale); err != nil {
+		t.Fatal(err)
+	}
 	s2 := openStore(t, Options{Root: root})
+	if got, _ := s2.Get(stale.ID); got == nil || len(got.RepoTags) != 0 {
+		t.Errorf("stale record kept the moved tag: %+v", got)
+	}
 	if left := tmpEntries(t, s2); len(left) != 0 {
 		t.Errorf("tmp leftovers survived Open: %v", left)
 	}
