@@ -17,6 +17,13 @@
 // and renamed into place, and an image becomes visible only when its record
 // is renamed into images/. Anything a crash leaves behind is either in tmp/
 // (removed by Open) or unreferenced (removed by GC).
+//
+// Layers are unpacked by hull's own tar extractor (unpack_linux.go), not
+// moby/go-archive's Untar: Untar resolves each entry by path and relies on
+// a chroot (docker's chrootarchive) to stop a layer's own symlinks from
+// redirecting later entries out of the directory; hull instead reaches
+// every parent with openat(O_NOFOLLOW) from a directory fd, which needs no
+// chroot and no extra process.
 package image
 
 import (
