@@ -201,3 +201,52 @@ func TestPullTLSWithCAFile(t *testing.T) {
 		t.Fatalf("pull with a bad CA file: %v, want InvalidArgument", err)
 	}
 }
+
+// TestPullBearerTokenAuth runs a Docker-Hub-style token flow: the registry
+// answers 401 with a Bearer challenge, a token server hands out an access
+// token for basic credentials (GET) or an identity token (OAuth2 POST).
+func TestPullBearerTokenAuth(t *testing.T) {
+	needRoot(t)
+	open := newRegistry(t, nil)
+	open.push(t, "tok/img:1", image(t, v1.Config{}, layer(t, "gzip", file("t", "token"))))
+	// go-containerregistry only trusts a private-address realm on the
+	// registry's own host: serve the token endpoint there.
+	var guarded *httptest.Server
+	guarded = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			ok := false
+			switch r.Method {
+			case http.MethodGet:
+				u, p, has := r.BasicAuth()
+				ok = has && u == "user" && p == "pass"
+			case http.MethodPost:
+				ok = r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token" &&
+					r.PostForm.Get("refresh_token") == "identity"
+			}
+			if !ok {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"token":"access","access_token":"access"}`))
+			return
+		}
+		if r.Header.Get("Authorization") == "Bearer access" {
+			open.srv.Config.Handler.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+guarded.URL+`/token",service="hull-test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(guarded.Close)
+	ref := strings.TrimPrefix(guarded.URL, "http://") + "/tok/img:1"
+
+	if _, err := openStore(t, Options{}).Pull(context.Background(), ref, nil, nil); err == nil {
+		t.Fatal("anonymous pull through a token registry succeeded")
+	}
+	for _, a := range []*Auth{{Username: "user", Password: "pass"}, {IdentityToken: "identity"}} {
+		if _, err := openStore(t, Options{}).Pull(context.Background(), ref, a, nil); err != nil {
+			t.Errorf("pull with %+v: %v", *a, err)
+		}
+	}
+}
