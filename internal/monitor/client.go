@@ -43,7 +43,10 @@ type Handle struct {
 // Spawn starts monitorBinary for s, detached in its own session so that it and
 // the container survive hulld, and returns once the runtime's create has
 // finished: with the init pid, or with the runtime's error text (the monitor
-// has then exited). Cancelling ctx before that kills the monitor.
+// has then exited). Cancelling ctx before that kills the monitor (and what it
+// started in its process group). After any error the caller should still
+// delete the runtime's container by id (forced): a create interrupted by the
+// cancellation may have left runtime state behind.
 func Spawn(ctx context.Context, monitorBinary string, s Spec) (*Handle, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -138,11 +141,13 @@ func Spawn(ctx context.Context, monitorBinary string, s Spec) (*Handle, error) {
 		}
 		return nil, fmt.Errorf("container %q: create: %s", s.ID, m.Error)
 	}
-	start, _, err := procStart(cmd.Process.Pid)
-	if err != nil {
+	// The monitor recorded its own start time before reporting; /proc could
+	// no longer tell it if the container and the monitor ended already.
+	var st state
+	if err := readJSON(filepath.Join(s.StateDir, stateFile), &st); err != nil {
 		return nil, fmt.Errorf("container %q: monitor %d: %w", s.ID, cmd.Process.Pid, err)
 	}
-	return &Handle{MonitorPID: cmd.Process.Pid, InitPID: m.InitPID, StateDir: s.StateDir, monitorStart: start, reaped: reaped}, nil
+	return &Handle{MonitorPID: cmd.Process.Pid, InitPID: m.InitPID, StateDir: s.StateDir, monitorStart: st.MonitorStart, reaped: reaped}, nil
 }
 
 // tail returns the last few hundred bytes of a file, for error messages.
