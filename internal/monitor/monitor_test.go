@@ -411,3 +411,24 @@ func testConcurrentSpawn(t *testing.T, rtype string) {
 		}
 	}
 }
+
+// TestSpawnCancel: a create that outlives Spawn's context is killed with the
+// monitor (its whole process group), and Spawn says why.
+func TestSpawnCancel(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "true")
+	s := newSpec(t, bundle, RuntimeOCI)
+	s.RuntimePath = filepath.Join(t.TempDir(), "hanging-runtime")
+	// The looping shell keeps the runtime's arguments (they name the state
+	// dir) in its command line, so processesMentioning finds it if it lives.
+	if err := os.WriteFile(s.RuntimePath, []byte("#!/bin/sh\nexec /bin/busybox sh -c 'while :; do /bin/busybox sleep 1; done' hang \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Spawn(ctx, monitorBin, s)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Spawn with a hanging runtime: %v, want deadline exceeded", err)
+	}
+	waitFor(t, "the hanging runtime to be gone", func() bool { return len(processesMentioning(s.StateDir)) == 0 })
+}
