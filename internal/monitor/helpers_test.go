@@ -234,9 +234,9 @@ func ctl(s Spec, op string) error {
 	case "delete":
 		args = []string{"delete", "--force", s.ID}
 	}
-	out, err := exec.Command(runcPath, append([]string{"--root", s.RuntimeRoot}, args...)...).CombinedOutput()
+	out, err := exec.Command(s.RuntimePath, append([]string{"--root", s.RuntimeRoot}, args...)...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("runc %v: %v: %s", args, err, out)
+		return fmt.Errorf("%s %v: %v: %s", filepath.Base(s.RuntimePath), args, err, out)
 	}
 	if op == "state" && !strings.Contains(string(out), `"created"`) {
 		return fmt.Errorf("runc state: %s", out)
@@ -331,4 +331,26 @@ func processesMentioning(s string) []string {
 		}
 	}
 	return pids
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// unmountUnder unmounts what a runtime left mounted below dir (runsc keeps a
+// bind-mounted "null-netns" in its root), so that the temp dir can go.
+func unmountUnder(t testing.TB, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			if err := syscall.Unmount(f[4], syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", f[4], err)
+			}
+		}
+	}
 }

@@ -432,3 +432,37 @@ func TestSpawnCancel(t *testing.T) {
 	}
 	waitFor(t, "the hanging runtime to be gone", func() bool { return len(processesMentioning(s.StateDir)) == 0 })
 }
+
+// TestRunsc: gVisor's runsc (the handler for untrusted pods) under the
+// monitor: its sandbox is adopted and reaped like runc's init, stdin and
+// logs flow, the exit code is the container's.
+func TestRunsc(t *testing.T) {
+	requireRoot(t)
+	runsc, err := exec.LookPath("runsc")
+	if err != nil {
+		if runsc = "/root/go/bin/runsc"; !fileExists(runsc) {
+			t.Skip("needs runsc (go install gvisor.dev/gvisor/runsc@latest)")
+		}
+	}
+	bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c", `echo hi; read x; echo "got $x"; exit 5`)
+	s := newSpec(t, bundle, RuntimeOCI)
+	s.RuntimePath, s.Stdin = runsc, true
+	t.Cleanup(func() {
+		_ = ctl(s, "delete") // before the unmount; delete runs again harmlessly
+		unmountUnder(t, s.RuntimeRoot)
+	})
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	mustCtl(t, s, "start")
+	waitFor(t, "hi in the log", func() bool { return logHas(t, s.LogPath, "stdout", "F", "hi") })
+	var out bytes.Buffer
+	if err := h.AttachStreams(strings.NewReader("yo\n"), &out, io.Discard); err != nil || out.String() != "got yo\n" {
+		t.Fatalf("AttachStreams: %q, %v", out.String(), err)
+	}
+	if e, err := h.Wait(ctx); err != nil || e.Code != 5 {
+		t.Fatalf("Wait: %+v, %v; want code 5", e, err)
+	}
+}
