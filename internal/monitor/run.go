@@ -115,9 +115,6 @@ func (m *monitor) run(syncPipe *os.File) error {
 	if err != nil {
 		return fail(err)
 	}
-	// Creating (in-process with hullrt above all) was the peak; hand that
-	// memory back before idling for the container's lifetime.
-	debug.FreeOSMemory()
 	start, _, err := procStart(initPID)
 	if err != nil {
 		// The init may already have exited (a zombie still has its stat) ...
@@ -145,6 +142,9 @@ func (m *monitor) run(syncPipe *os.File) error {
 		log.Printf("report init pid: %v", err)
 	}
 	syncPipe.Close()
+	// Setup was the peak; hand that memory back before idling for the
+	// container's lifetime (after the report: not on Spawn's path).
+	debug.FreeOSMemory()
 
 	var copies sync.WaitGroup
 	for _, o := range m.outputs {
