@@ -53,10 +53,12 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if err != nil {
 		return nil, fmt.Errorf("bundle %q: %w", o.Bundle, errdefs.ErrInvalidArgument)
 	}
+	trace("create: begin")
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
+	trace("create: spec loaded")
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
 		rootfs = filepath.Join(bundle, rootfs)
@@ -142,9 +144,18 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	pid := ch.cmd.Process.Pid
 	s.Pid = pid
+	trace("create: init spawned")
 	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
+	// The init sets up its rootfs while the (slow) cgroup placement runs;
+	// it waits for the "cgroups" message before anything that needs it.
+	cfg.CgroupBinds = cgroupBinds(mgr)
+	cfg.State.Pid = pid
+	if err := ch.send(cfg); err != nil {
+		return nil, err
+	}
+	trace("create: config sent")
 	if err := mgr.Apply(pid); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -157,14 +168,13 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		}
 	}
 	s.CgroupPaths = mgr.Paths()
-	cfg.CgroupBinds = cgroupBinds(mgr)
 	if spec.Process != nil && spec.Process.OOMScoreAdj != nil {
 		setOOMScoreAdj(pid, *spec.Process.OOMScoreAdj)
 	}
-	cfg.State.Pid = pid
-	if err := ch.send(cfg); err != nil {
+	if err := ch.send(syncMsg{Type: "cgroups"}); err != nil {
 		return nil, err
 	}
+	trace("create: cgroups applied")
 	for {
 		m, err := ch.recv()
 		if err != nil {
@@ -189,6 +199,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		}
 	}
 	ch.sync.Close()
+	trace("create: init ready")
 	if _, start, ok := procStat(pid); ok {
 		s.StartTime = start
 	}

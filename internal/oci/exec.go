@@ -89,11 +89,13 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		}
 	}()
 	pid := ch.cmd.Process.Pid
+	trace("exec: helper spawned")
 	if m, err := r.manager(s); err == nil {
 		if err := m.Apply(pid); err != nil {
 			return nil, fmt.Errorf("exec: join cgroups: %w", err)
 		}
 	}
+	trace("exec: cgroups joined")
 	if p.OOMScoreAdj != nil {
 		setOOMScoreAdj(pid, *p.OOMScoreAdj)
 	}
@@ -109,6 +111,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		return nil, fmt.Errorf("exec in %q: %w", id, err)
 	}
 	ch.sync.Close()
+	trace("exec: process executed")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err

@@ -24,6 +24,7 @@ func MaybeInit() {
 	if mode == "" {
 		return
 	}
+	trace(mode + ": start")
 	// Namespaces, credentials, capabilities and seccomp filters set below
 	// are per thread; everything runs on this thread up to execve.
 	runtime.LockOSThread()
@@ -43,6 +44,7 @@ func MaybeInit() {
 		fmt.Fprintf(os.Stderr, "hullrt %s: read config: %v\n", mode, err)
 		os.Exit(1)
 	}
+	trace(mode + ": config received")
 	c := &initProc{cfg: &cfg, base: base, sync: syncf, dec: dec, enc: json.NewEncoder(syncf)}
 	switch mode {
 	case "init":
@@ -67,6 +69,22 @@ type initProc struct {
 	dec  *json.Decoder
 	enc  *json.Encoder
 	tty  *os.File // pty slave when process.terminal
+
+	cgroupsReady bool
+}
+
+// waitCgroups blocks until the parent reports the cgroup placement done
+// (once; later calls return at once).
+func (c *initProc) waitCgroups() error {
+	if c.cgroupsReady {
+		return nil
+	}
+	var m syncMsg
+	if err := c.dec.Decode(&m); err != nil || m.Type != "cgroups" {
+		return fmt.Errorf("parent did not finish the cgroup setup")
+	}
+	c.cgroupsReady = true
+	return nil
 }
 
 func (c *initProc) runInit() error {
@@ -74,23 +92,31 @@ func (c *initProc) runInit() error {
 	if err := joinNamespaces(cfg.Join); err != nil {
 		return err
 	}
-	if cfg.NewCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
-		}
-	}
 	if cfg.NewTimeNS {
 		if err := setupTimeNS(spec.Linux.TimeOffsets); err != nil {
 			return err
 		}
 	}
-	rs := &rootfsSetup{rootfs: cfg.Rootfs, spec: spec, bundle: cfg.State.Bundle, cgroupBinds: cfg.CgroupBinds}
+	rs := &rootfsSetup{rootfs: cfg.Rootfs, spec: spec, bundle: cfg.State.Bundle, cgroupBinds: cfg.CgroupBinds,
+		waitCgroups: c.waitCgroups}
+	trace("init: namespaces joined")
 	if err := rs.prepare(); err != nil {
 		return err
 	}
+	trace("init: mounts done")
 	if cfg.Console {
 		if err := c.openPty(cfg.Rootfs + "/dev/ptmx"); err != nil {
 			return err
+		}
+	}
+	if err := c.waitCgroups(); err != nil {
+		return err
+	}
+	// The namespace root must be the container's own cgroup, which the
+	// parent has just placed this process in.
+	if cfg.NewCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
 		}
 	}
 	if cfg.ParentHooks {
@@ -109,9 +135,11 @@ func (c *initProc) runInit() error {
 			return err
 		}
 	}
+	trace("init: hooks done")
 	if err := rs.enter(cfg.NoPivot); err != nil {
 		return err
 	}
+	trace("init: pivoted")
 	// Sysctls go in before /proc/sys turns read-only.
 	if err := setSysctls(spec.Linux.Sysctl); err != nil {
 		return err
@@ -119,6 +147,7 @@ func (c *initProc) runInit() error {
 	if err := rs.finish(); err != nil {
 		return err
 	}
+	trace("init: masked/readonly done")
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("set hostname %q: %w", spec.Hostname, err)
@@ -146,6 +175,7 @@ func (c *initProc) runInit() error {
 			return err
 		}
 	}
+	trace("init: ready")
 	if err := c.enc.Encode(syncMsg{Type: "ready"}); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}

@@ -317,9 +317,13 @@ func (r *Runtime) Processes(id string) ([]int, error) {
 func cgroupBinds(m cgroups.Manager) []cgroupBind {
 	seen := map[string]bool{}
 	var out []cgroupBind
+	mounts, err := mountPoints()
+	if err != nil {
+		return nil
+	}
 	for key, dir := range m.Paths() {
-		mp, err := mountPointOf(dir)
-		if err != nil || seen[mp] {
+		mp := longestPrefix(mounts, dir)
+		if seen[mp] {
 			continue
 		}
 		seen[mp] = true

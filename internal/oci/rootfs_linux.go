@@ -22,6 +22,7 @@ type rootfsSetup struct {
 	spec        *specs.Spec
 	bundle      string
 	cgroupBinds []cgroupBind
+	waitCgroups func() error // the cgroup directories exist once it returns
 }
 
 func (r *rootfsSetup) prepare() error {
@@ -100,22 +101,37 @@ func makeParentPrivate(rootfs string) error {
 // mountPointOf returns the longest mount point in /proc/self/mountinfo that
 // contains path.
 func mountPointOf(path string) (string, error) {
+	mps, err := mountPoints()
+	if err != nil {
+		return "", err
+	}
+	return longestPrefix(mps, path), nil
+}
+
+// mountPoints lists the mount points of /proc/self/mountinfo.
+func mountPoints() ([]string, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return "", fmt.Errorf("read mountinfo: %w", err)
+		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}
-	best := "/"
+	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
+		if len(f) >= 5 {
+			out = append(out, unescapeOctal(f[4]))
 		}
-		mp := unescapeOctal(f[4])
+	}
+	return out, nil
+}
+
+func longestPrefix(mps []string, path string) string {
+	best := "/"
+	for _, mp := range mps {
 		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
 			best = mp
 		}
 	}
-	return best, nil
+	return best
 }
 
 func unescapeOctal(s string) string {
@@ -253,6 +269,11 @@ func remountBind(target string, flags uintptr) error {
 func (r *rootfsSetup) mountCgroup(target string, o parsedOpts) error {
 	if err := mkdirIn(target); err != nil {
 		return err
+	}
+	if r.waitCgroups != nil {
+		if err := r.waitCgroups(); err != nil {
+			return err
+		}
 	}
 	flags := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)
 	if len(r.cgroupBinds) == 1 && r.cgroupBinds[0].Name == "" {

@@ -79,6 +79,9 @@ func spawn(o spawnOptions) (*child, error) {
 		ExtraFiles:  extra,
 		SysProcAttr: o.sys,
 	}
+	if traceOn {
+		cmd.Env = append(cmd.Env, "HULLRT_TRACE=1")
+	}
 	if err := startCmd(cmd, o.joinPidPath); err != nil {
 		parentEnd.Close()
 		return nil, fmt.Errorf("start container %s process: %w", o.mode, err)
