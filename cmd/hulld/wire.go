@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"hull/internal/config"
 	"hull/internal/cri"
@@ -46,6 +48,7 @@ func wire(cfg *config.Config, log *slog.Logger) (*cri.Options, error) {
 		Root: cfg.Root, State: cfg.State, Images: images, Network: nw, Handlers: handlers,
 		DefaultHandler: cfg.DefaultRuntime, MonitorPath: monitorPath, CgroupDriver: cfg.CgroupDriver,
 		RestrictOOMScoreAdj: cfg.RestrictOOMScoreAdj, Logger: log,
+		StreamAddr: net.JoinHostPort(cfg.Streaming.Address, strconv.Itoa(cfg.Streaming.Port)),
 	}, nil
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	RestrictOOMScoreAdj bool
 	Logger              *slog.Logger
 	Version             string
+	// StreamAddr is the exec/attach/port-forward server's "ip:port" (port
+	// 0 picks one); empty disables streaming.
+	StreamAddr string
 }
 
 // Service implements runtimeapi.RuntimeServiceServer and ImageServiceServer.
@@ -67,6 +70,8 @@ type Service struct {
 	monitors map[string]*monitor.Handle // container id → live monitor
 	watches  map[string]*exitWatch      // container id → its exit watcher
 	spawns   map[string]*spawnOp        // container id → its background create
+
+	stream *streamServer // nil until startStreaming
 
 	ctx    context.Context // ends at Close: stops exit watchers
 	cancel context.CancelFunc
@@ -97,6 +102,13 @@ func New(o Options) (*Service, error) {
 		spawns: map[string]*spawnOp{}, ctx: ctx, cancel: cancel,
 	}
 	s.recover()
+	if o.StreamAddr != "" {
+		if err := s.startStreaming(o.StreamAddr); err != nil {
+			cancel()
+			st.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -109,6 +121,9 @@ func (s *Service) Register(g *grpc.Server) {
 // Close stops watching containers and closes the store; containers keep
 // running under their monitors.
 func (s *Service) Close() error {
+	if s.stream != nil {
+		s.stream.l.Close()
+	}
 	s.cancel()
 	s.events.close()
 	s.wg.Wait()

@@ -112,7 +112,7 @@ func (h *Hullrt) Exec(ctx context.Context, id string, p *specs.Process, eio Exec
 		defer devnull.Close()
 		stdin = devnull
 	}
-	proc, err := h.rt.Exec(ctx, id, p, oci.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	proc, err := h.rt.Exec(ctx, id, p, oci.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr, ConsoleSocket: eio.ConsoleSocket})
 	closeWriters()
 	if err != nil {
 		wg.Wait()

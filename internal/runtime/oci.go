@@ -147,7 +147,11 @@ func (o *OCI) Exec(ctx context.Context, id string, p *specs.Process, eio ExecIO)
 	}
 	// Not CommandContext: killing the runtime's exec command would leave the
 	// process running inside the container; on timeout kill the process.
-	cmd := exec.Command(o.info.Path, "--root", o.info.Root, "exec", "--process", procFile, "--pid-file", pidFile, id)
+	args := []string{"--root", o.info.Root, "exec", "--process", procFile, "--pid-file", pidFile}
+	if eio.ConsoleSocket != "" {
+		args = append(args, "--console-socket", eio.ConsoleSocket)
+	}
+	cmd := exec.Command(o.info.Path, append(args, id)...)
 	var stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout = eio.Stdin, eio.Stdout
 	if eio.Stderr != nil {

@@ -47,9 +47,12 @@ type State struct {
 }
 
 // ExecIO are the streams of an exec'd process (nil ones are discarded).
+// With ConsoleSocket set the process gets a terminal instead (its Terminal
+// field must be true): the runtime sends the pty master to that socket.
 type ExecIO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	ConsoleSocket  string
 }
 
 // Stats are the resource usage figures CRI reports.
