@@ -268,9 +268,12 @@ func (h *Handle) Resize(width, height uint16) error {
 
 // AttachStreams connects to the container's stdio until its output ends (the
 // container exited) or the monitor goes away. A nil stdin, stdout or stderr
-// leaves that stream out; in terminal mode all output arrives on stdout. Stdin
-// is copied until it returns EOF, which closes the container's stdin when the
-// Spec had StdinOnce.
+// leaves that stream out; in terminal mode all output arrives on stdout.
+// Output is what the container writes from then on (no replay: the CRI log
+// has the past). Stdin is copied until it returns EOF, which ends the
+// container's stdin when the Spec had StdinOnce (^D on a terminal). Several
+// sessions may be attached at once; one that stops reading for 10 s is
+// dropped rather than stall the log.
 func (h *Handle) AttachStreams(stdin io.Reader, stdout, stderr io.Writer) error {
 	return h.AttachContext(context.Background(), stdin, stdout, stderr)
 }
