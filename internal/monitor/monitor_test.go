@@ -466,3 +466,53 @@ func TestRunsc(t *testing.T) {
 		t.Fatalf("Wait: %+v, %v; want code 5", e, err)
 	}
 }
+
+// TestTwoAttachSessions: two sessions receive the same output at once, and
+// both end cleanly when the container exits.
+func TestTwoAttachSessions(t *testing.T) {
+	requireRoot(t)
+	bundle := makeBundle(t, false, "/bin/busybox", "sh", "-c", `while true; do echo tick; sleep 0.05; done`)
+	s := newSpec(t, bundle, RuntimeHullrt)
+	ctx := context.Background()
+	h, err := Spawn(ctx, monitorBin, s)
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	mustCtl(t, s, "start")
+	seen := make(chan struct{}, 2)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			w := &signalOn{want: "tick\n", seen: seen}
+			done <- h.AttachStreams(nil, w, io.Discard)
+		}()
+	}
+	<-seen
+	<-seen
+	mustCtl(t, s, "kill")
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("attach session: %v", err)
+		}
+	}
+	if e, err := h.Wait(ctx); err != nil || e.Code != 137 {
+		t.Fatalf("Wait: %+v, %v; want 137", e, err)
+	}
+}
+
+// signalOn signals seen once when the output so far contains want.
+type signalOn struct {
+	want string
+	got  strings.Builder
+	seen chan<- struct{}
+	done bool
+}
+
+func (s *signalOn) Write(p []byte) (int, error) {
+	s.got.Write(p)
+	if !s.done && strings.Contains(s.got.String(), s.want) {
+		s.done = true
+		s.seen <- struct{}{}
+	}
+	return len(p), nil
+}
