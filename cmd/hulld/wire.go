@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,11 +45,19 @@ func wire(cfg *config.Config, log *slog.Logger) (*cri.Options, error) {
 	if err != nil {
 		return nil, err
 	}
+	var streamTLS *tls.Config
+	if st := cfg.Streaming; st.TLSCertFile != "" && st.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(st.TLSCertFile, st.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("streaming TLS: %w", err)
+		}
+		streamTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	return &cri.Options{
 		Root: cfg.Root, State: cfg.State, Images: images, Network: nw, Handlers: handlers,
 		DefaultHandler: cfg.DefaultRuntime, MonitorPath: monitorPath, CgroupDriver: cfg.CgroupDriver,
 		RestrictOOMScoreAdj: cfg.RestrictOOMScoreAdj, Logger: log,
-		StreamAddr: net.JoinHostPort(cfg.Streaming.Address, strconv.Itoa(cfg.Streaming.Port)),
+		StreamAddr: net.JoinHostPort(cfg.Streaming.Address, strconv.Itoa(cfg.Streaming.Port)), StreamTLS: streamTLS,
 	}, nil
 }
 

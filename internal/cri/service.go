@@ -5,6 +5,7 @@ package cri
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -43,6 +44,8 @@ type Options struct {
 	// StreamAddr is the exec/attach/port-forward server's "ip:port" (port
 	// 0 picks one); empty disables streaming.
 	StreamAddr string
+	// StreamTLS, when set, serves the streaming endpoints over https.
+	StreamTLS *tls.Config
 }
 
 // Service implements runtimeapi.RuntimeServiceServer and ImageServiceServer.

@@ -41,6 +41,7 @@ func (s *Service) startStreaming(addr string) error {
 	}
 	cfg := streaming.DefaultConfig
 	cfg.Addr = l.Addr().String()
+	cfg.TLSConfig = s.opts.StreamTLS
 	srv, err := streaming.NewServer(cfg, streamRuntime{s})
 	if err != nil {
 		l.Close()
@@ -48,8 +49,12 @@ func (s *Service) startStreaming(addr string) error {
 	}
 	s.stream = &streamServer{srv: srv, l: l}
 	go func() {
-		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
-		if err := hs.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, TLSConfig: s.opts.StreamTLS}
+		serve := hs.Serve
+		if hs.TLSConfig != nil {
+			serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
+		}
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("streaming server stopped", "err", err)
 		}
 	}()
