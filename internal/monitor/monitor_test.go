@@ -38,7 +38,22 @@ func testSurvivesSpawnerKill(t *testing.T, rtype string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := spawner.Start(); err != nil {
+	// A pipe that "hulld" inherited without close-on-exec (fd 4 in it): the
+	// monitor must not keep it open, or its reader never sees EOF.
+	leakR, leakW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leakR.Close()
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	spawner.ExtraFiles = []*os.File{devnull, leakW}
+	err = spawner.Start()
+	leakW.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = spawner.Process.Kill(); _ = spawner.Wait() })
@@ -67,6 +82,10 @@ func testSurvivesSpawnerKill(t *testing.T, rtype string) {
 	h, err := Attach(s.StateDir)
 	if err != nil {
 		t.Fatalf("Attach after spawner kill: %v", err)
+	}
+	_ = leakR.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := leakR.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("a pipe leaked into the spawner is still held open (read: %d, %v)", n, err)
 	}
 	if h.MonitorPID != spawned.MonitorPID || h.InitPID != spawned.InitPID {
 		t.Fatalf("Attach found %+v, Spawn reported %+v", h, spawned)

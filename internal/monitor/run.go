@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,9 @@ const drainTimeout = 2 * time.Second
 // Main is the monitor process's entry point (cmd/hull-monitor): args are
 // [argv0, stateDir], the sync pipe is fd 3. It returns the process exit code.
 func Main(args []string) int {
+	// fds 0-3 are ours (stdio, sync pipe or error pipe); anything else open
+	// without close-on-exec leaked from hulld's own environment.
+	closeInheritedFDs(syncFD + 1)
 	if len(args) > 1 && args[1] == hullrtCreateArg {
 		return hullrtCreateMain(args[2:])
 	}
@@ -58,6 +62,28 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// closeInheritedFDs closes every fd >= from that lacks close-on-exec. The Go
+// runtime opens its own fds (epoll, cgroup files) close-on-exec, so such an fd
+// was inherited: from whatever started hulld, through hulld. Held by a
+// long-lived monitor, a pipe's write end would keep its reader (a shell's
+// $(...), a log collector) from ever seeing EOF, and it would reach the
+// runtime's processes.
+func closeInheritedFDs(from int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < from {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			unix.Close(fd)
+		}
+	}
 }
 
 // report sends a create failure to Spawn and returns the exit code.
