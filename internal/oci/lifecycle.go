@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,8 +67,11 @@ func (r *Runtime) openFifo(s *saved, path string) error {
 			n, err := x.f.Read(b[:])
 			os.Remove(path)
 			if n != 1 {
-				return fmt.Errorf("container %q init exited before start: %v: %w", s.ID, err, errdefs.ErrFailedPrecondition)
+				return fmt.Errorf("container %q init exited before start (%v): %w", s.ID, err, errdefs.ErrFailedPrecondition)
 			}
+			// EOF follows when the init's write end closes at execve (or
+			// its exit); either way the user process has been started.
+			io.Copy(io.Discard, x.f)
 			return nil
 		case <-tick.C:
 			if !initAlive(s) {
