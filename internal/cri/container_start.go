@@ -34,6 +34,10 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 	if err != nil {
 		return nil, err
 	}
+	// The container starts with its pod's network in place.
+	if err := s.waitNetwork(ctx, c.SandboxID); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
+	}
 	if err := s.waitSpawn(ctx, c.ID); err != nil {
 		s.markExited(c.ID, 128, "StartError", err.Error(), time.Now())
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)

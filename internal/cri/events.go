@@ -82,12 +82,14 @@ func (s *Service) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream runt
 // emit publishes an event for container id with the current statuses of its
 // pod and containers.
 func (s *Service) emit(id string, typ runtimeapi.ContainerEventType) {
-	c, err := s.store.Container(id)
-	if err != nil {
-		return
-	}
 	ev := &runtimeapi.ContainerEventResponse{
 		ContainerId: id, ContainerEventType: typ, CreatedAt: nowNanos(),
+	}
+	c, err := s.store.Container(id)
+	if err != nil {
+		// Deleted: the event names the container only.
+		s.events.publish(ev)
+		return
 	}
 	if sb, err := s.store.Sandbox(c.SandboxID); err == nil {
 		ev.PodSandboxStatus = s.sandboxStatus(sb)

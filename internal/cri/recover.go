@@ -56,7 +56,9 @@ func (s *Service) recover() {
 		if sb.State != store.SandboxReady {
 			continue
 		}
-		lost := false
+		// Ready, on a CNI network, and no address: the background ADD was
+		// cut short by the crash. The pod is unusable; stopping it runs DEL.
+		lost := !sb.HostNetwork && len(sb.IPs) == 0
 		for k, p := range sb.Namespaces {
 			if k == "pid" {
 				lost = lost || !pauseAlive(sb)

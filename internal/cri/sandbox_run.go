@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -50,6 +51,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 		Dir: filepath.Join(s.opts.State, "sandboxes", id), HostNetwork: hostNet,
 		CgroupParent: cfg.GetLinux().GetCgroupParent(),
 	}
+	t := newStepTimer()
+	defer func() { s.log.Debug("run pod sandbox steps", "id", id, "steps", t.String()) }()
 	if err := s.store.AddSandbox(sb); err != nil {
 		return nil, fmt.Errorf("run pod sandbox %s: %w", sb.Key(), err)
 	}
@@ -65,8 +68,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 			s.locks.forget(id)
 		}
 	}()
-	t := newStepTimer()
-	defer func() { s.log.Debug("run pod sandbox steps", "id", id, "steps", t.String()) }()
+	t.step("record")
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: %w", err)
 	}
@@ -79,6 +81,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err := writeHostname(sb.Dir, hostname); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: hostname: %w", err)
 	}
+	t.step("files")
 	var kinds []string
 	if !hostNet {
 		kinds = append(kinds, "net", "uts")
@@ -115,30 +118,87 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 		}
 		sb.Namespaces["pid"] = path
 	}
-	// Persist the namespaces, and that CNI ADD is about to run, before it
-	// runs: a hulld killed during ADD then still knows what to undo (DEL of
-	// a network that was never added succeeds).
+	// Record that CNI ADD is about to run before it runs: a hulld killed
+	// during ADD then still knows what to undo (DEL of a network that was
+	// never added succeeds).
 	sb.NetworkReady = !hostNet && s.opts.Network != nil
-	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {
-		return nil, err
-	}
 	if !hostNet {
 		if s.opts.Network == nil {
 			return nil, fmt.Errorf("run pod sandbox: no CNI network configured: %w", errdefs.ErrFailedPrecondition)
 		}
-		res, err := s.opts.Network.Setup(ctx, podMeta(sb), sb.Namespaces["net"], portMappings(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("run pod sandbox: CNI setup: %w", err)
+		// A missing or unusable network configuration fails the request
+		// itself; only the plugins' ADD runs in the background.
+		if err := s.opts.Network.Status(); err != nil {
+			return nil, fmt.Errorf("run pod sandbox: %w", err)
 		}
-		sb.IPs = res.IPs
-		t.step("cni")
 	}
+	t.step("shm+persist")
 	sb.State, sb.Complete = store.SandboxReady, true
 	if _, err := s.store.UpdateSandbox(id, func(x *store.Sandbox) error { *x = *sb; return nil }); err != nil {
 		return nil, err
 	}
-	s.log.Info("pod sandbox ready", "id", id, "name", sb.Key(), "ips", sb.IPs, "handler", handler)
+	if !hostNet {
+		s.setupNetworkAsync(sb, cfg)
+	}
+	t.step("final")
+	s.log.Info("pod sandbox created", "id", id, "name", sb.Key(), "handler", handler)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// netOp is a pod's CNI ADD running in the background; done closes when it
+// finished, err is its failure.
+type netOp struct {
+	done chan struct{}
+	err  error
+}
+
+// setupNetworkAsync runs CNI ADD while the client goes on to create the
+// pod's containers: the namespaces exist already and creating a container
+// does not need the network. Everything that does (StartContainer,
+// PodSandboxStatus's IP, StopPodSandbox's DEL) waits for it with
+// waitNetwork. A failed ADD leaves the pod NOT_READY with the error as its
+// reason, which the kubelet answers by recreating the sandbox.
+func (s *Service) setupNetworkAsync(sb *store.Sandbox, cfg *runtimeapi.PodSandboxConfig) {
+	op := &netOp{done: make(chan struct{})}
+	s.mu.Lock()
+	s.netOps[sb.ID] = op
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(op.done)
+		start := time.Now()
+		res, err := s.opts.Network.Setup(s.ctx, podMeta(sb), sb.Namespaces["net"], portMappings(cfg))
+		if err != nil {
+			op.err = fmt.Errorf("pod sandbox %s: CNI setup: %w", sb.ID, err)
+			s.log.Warn("pod network setup failed", "id", sb.ID, "err", err)
+			_, _ = s.store.UpdateSandbox(sb.ID, func(x *store.Sandbox) error {
+				// Setup removed what it half-made: no DEL is owed.
+				x.State, x.NetworkReady, x.NetworkError = store.SandboxNotReady, false, err.Error()
+				return nil
+			})
+			return
+		}
+		_, _ = s.store.UpdateSandbox(sb.ID, func(x *store.Sandbox) error { x.IPs = res.IPs; return nil })
+		s.log.Info("pod sandbox network ready", "id", sb.ID, "ips", res.IPs, "cni", time.Since(start))
+	}()
+}
+
+// waitNetwork waits for the pod's background CNI ADD, if one runs, and
+// returns its error.
+func (s *Service) waitNetwork(ctx context.Context, id string) error {
+	s.mu.Lock()
+	op := s.netOps[id]
+	s.mu.Unlock()
+	if op == nil {
+		return nil
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func podMeta(sb *store.Sandbox) network.PodMeta {

@@ -47,16 +47,25 @@ func sandboxState(sb *store.Sandbox) runtimeapi.PodSandboxState {
 }
 
 // PodSandboxStatus reports one pod.
-func (s *Service) PodSandboxStatus(_ context.Context, r *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+func (s *Service) PodSandboxStatus(ctx context.Context, r *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	sb, err := s.store.Sandbox(r.GetPodSandboxId())
 	if err != nil {
 		return nil, fmt.Errorf("pod sandbox status: %w", err)
+	}
+	// The IP (or the CNI failure) must be final when it is reported.
+	if err := s.waitNetwork(ctx, sb.ID); err == nil || ctx.Err() == nil {
+		if sb, err = s.store.Sandbox(sb.ID); err != nil {
+			return nil, fmt.Errorf("pod sandbox status: %w", err)
+		}
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: s.sandboxStatus(sb)}
 	if r.GetVerbose() {
 		resp.Info = map[string]string{
 			"dir": sb.Dir, "netns": sb.Namespaces["net"], "hostNetwork": fmt.Sprint(sb.HostNetwork),
 			"cgroupParent": sb.CgroupParent, "pausePid": fmt.Sprint(sb.PausePID),
+		}
+		if sb.NetworkError != "" {
+			resp.Info["networkError"] = sb.NetworkError
 		}
 	}
 	for _, c := range s.store.Containers() {

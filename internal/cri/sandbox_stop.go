@@ -29,6 +29,8 @@ func (s *Service) StopPodSandbox(ctx context.Context, r *runtimeapi.StopPodSandb
 }
 
 func (s *Service) stopSandbox(ctx context.Context, id string) error {
+	// DEL must not race the background ADD.
+	_ = s.waitNetwork(ctx, id)
 	for _, c := range s.store.Containers() {
 		if c.SandboxID != id {
 			continue
@@ -92,6 +94,9 @@ func (s *Service) removeSandbox(ctx context.Context, id string) error {
 	if err := s.store.DeleteSandbox(id); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	delete(s.netOps, id)
+	s.mu.Unlock()
 	s.locks.forget(id)
 	s.log.Info("pod sandbox removed", "id", id, "name", sb.Key())
 	return nil

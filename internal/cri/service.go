@@ -73,6 +73,7 @@ type Service struct {
 	monitors map[string]*monitor.Handle // container id → live monitor
 	watches  map[string]*exitWatch      // container id → its exit watcher
 	spawns   map[string]*spawnOp        // container id → its background create
+	netOps   map[string]*netOp          // sandbox id → its background CNI ADD
 
 	stream *streamServer // nil until startStreaming
 
@@ -102,7 +103,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		opts: o, log: o.Logger, store: st, events: newBroadcaster(),
 		monitors: map[string]*monitor.Handle{}, watches: map[string]*exitWatch{},
-		spawns: map[string]*spawnOp{}, ctx: ctx, cancel: cancel,
+		spawns: map[string]*spawnOp{}, netOps: map[string]*netOp{}, ctx: ctx, cancel: cancel,
 	}
 	s.recover()
 	if o.StreamAddr != "" {

@@ -36,8 +36,11 @@ type Sandbox struct {
 	PausePID       int    `json:"pausePid,omitempty"`
 	PauseStartTime uint64 `json:"pauseStartTime,omitempty"`
 	CgroupParent   string `json:"cgroupParent,omitempty"`
-	// NetworkReady is true once CNI ADD succeeded and until DEL did.
+	// NetworkReady is true from just before CNI ADD runs until DEL did (so
+	// an ADD interrupted by a crash is undone).
 	NetworkReady bool `json:"networkReady"`
+	// NetworkError is why CNI ADD failed (the pod is then not ready).
+	NetworkError string `json:"networkError,omitempty"`
 	// Complete is false while RunPodSandbox is still building the sandbox:
 	// a record found incomplete after a restart is cleaned up.
 	Complete bool `json:"complete"`
