@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"hull/internal/errdefs"
+	"hull/internal/errdefs/grpcerr"
 )
 
 // quietMethods are polled by the kubelet every few seconds; they are logged
@@ -42,7 +42,7 @@ func UnaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 				log.Error("panic in RPC", "method", m, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", m, r)
 			}
-			err = errdefs.ToGRPC(err)
+			err = grpcerr.ToGRPC(err)
 			logRPC(log, m, start, err)
 		}()
 		return h(ctx, req)
@@ -59,7 +59,7 @@ func StreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 				log.Error("panic in RPC", "method", m, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				err = status.Errorf(codes.Internal, "%s: internal error: %v", m, r)
 			}
-			err = errdefs.ToGRPC(err)
+			err = grpcerr.ToGRPC(err)
 			logRPC(log, m, start, err)
 		}()
 		return h(srv, ss)

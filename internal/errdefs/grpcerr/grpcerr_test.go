@@ -1,4 +1,4 @@
-package errdefs
+package grpcerr
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	. "hull/internal/errdefs"
 )
 
 func TestToGRPC(t *testing.T) {
