@@ -52,3 +52,27 @@ func TestBadRequestsLeaveNothing(t *testing.T) {
 	d.crictl("stopp", p)
 	d.crictl("rmp", p)
 }
+
+// TestCNIFailure: a network whose ADD fails leaves the pod NOT_READY with
+// the plugin's error, refuses to start its containers, and is removable.
+func TestCNIFailure(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	// host-local refuses an exhausted range: a /32 has no address to give.
+	conf := filepath.Join(d.dir, "cni", "10-e2e.conflist")
+	writeFile(t, conf, `{"cniVersion":"1.0.0","name":"broken","plugins":[{"type":"bridge","bridge":"`+d.bridge+`",
+"ipam":{"type":"host-local","ranges":[[{"subnet":"10.228.251.7/32"}]],"dataDir":"`+filepath.Join(d.dir, "ipam")+`"}}]}`)
+	pod := d.podJSON("nonet", "")
+	p := d.crictl("runp", pod)
+	if st := field(d.inspect("inspectp", p), "status.state"); st != "SANDBOX_NOTREADY" {
+		t.Fatalf("pod with a failed CNI ADD is %v", st)
+	}
+	if _, err := d.crictlErr("create", p, d.ctrJSON("nonet", "true", ""), pod); err == nil {
+		t.Fatal("create in a pod whose network failed succeeded")
+	}
+	d.crictl("stopp", p)
+	d.crictl("rmp", p)
+	if out := d.crictl("pods", "-q"); out != "" {
+		t.Fatalf("pods left: %q", out)
+	}
+}
