@@ -144,6 +144,7 @@ func (s *Service) removeContainer(ctx context.Context, id string) error {
 	if err := s.store.DeleteContainer(id); err != nil {
 		return err
 	}
+	s.forgetFsUsage(id)
 	s.mu.Lock()
 	delete(s.watches, id)
 	delete(s.monitors, id)

@@ -75,7 +75,8 @@ type Service struct {
 	spawns   map[string]*spawnOp        // container id → its background create
 	netOps   map[string]*netOp          // sandbox id → its background CNI ADD
 
-	stream *streamServer // nil until startStreaming
+	stream  *streamServer // nil until startStreaming
+	fsUsage fsUsageCache  // writable layer sizes for stats
 
 	ctx    context.Context // ends at Close: stops exit watchers
 	cancel context.CancelFunc

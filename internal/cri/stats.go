@@ -22,9 +22,10 @@ func (s *Service) containerStats(ctx context.Context, c *store.Container) (*runt
 	out.Cpu = &runtimeapi.CpuUsage{Timestamp: now, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{}}
 	out.Memory = &runtimeapi.MemoryUsage{Timestamp: now, WorkingSetBytes: &runtimeapi.UInt64Value{}}
 	out.WritableLayer = &runtimeapi.FilesystemUsage{
-		Timestamp: now, FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: s.opts.Root},
+		Timestamp: now, FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: s.opts.Images.Root()},
 		UsedBytes: &runtimeapi.UInt64Value{}, InodesUsed: &runtimeapi.UInt64Value{},
 	}
+	out.WritableLayer.UsedBytes.Value, out.WritableLayer.InodesUsed.Value = s.writableLayerUsage(c.ID)
 	if c.State != store.ContainerRunning {
 		return out, nil
 	}
