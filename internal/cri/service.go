@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -128,6 +129,24 @@ func (s *Service) Register(g *grpc.Server) {
 func (s *Service) Close() error {
 	if s.stream != nil {
 		s.stream.l.Close()
+	}
+	// Let background CNI ADDs and creates finish (they take milliseconds)
+	// rather than cancel them into half-made pods.
+	s.mu.Lock()
+	var pending []chan struct{}
+	for _, op := range s.netOps {
+		pending = append(pending, op.done)
+	}
+	for _, op := range s.spawns {
+		pending = append(pending, op.done)
+	}
+	s.mu.Unlock()
+	deadline := time.After(10 * time.Second)
+	for _, done := range pending {
+		select {
+		case <-done:
+		case <-deadline:
+		}
 	}
 	s.cancel()
 	s.events.close()
