@@ -141,13 +141,14 @@ func (s *Service) Close() error {
 		pending = append(pending, op.done)
 	}
 	s.mu.Unlock()
-	deadline := time.After(10 * time.Second)
+	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
 	for _, done := range pending {
 		select {
 		case <-done:
-		case <-deadline:
+		case <-wait.Done():
 		}
 	}
+	stop()
 	s.cancel()
 	s.events.close()
 	s.wg.Wait()
