@@ -2,7 +2,7 @@
 # hack/setup.sh: make a fresh Debian 12 machine ready to build and test hull (idempotent).
 #   1. Debian packages (busybox-static for test rootfs, runc/crun/containerd as peers, CNI plugins,
 #      libseccomp-dev for the seccomp compiler, jq/bc/time for the harness)
-#   2. Go tools: staticcheck
+#   2. Go tools: staticcheck, gVisor's runsc
 #   3. the shared CRI harness (crictl, critest, crane, registry on 127.0.0.1:5000 with test images)
 #   4. go build -o bin/ ./cmd/...
 set -euo pipefail
@@ -18,6 +18,12 @@ fi
 if ! command -v staticcheck >/dev/null; then
   echo "[setup] go install staticcheck"
   GOBIN=$HOME/go/bin go install honnef.co/go/tools/cmd/staticcheck@latest
+fi
+# gVisor's runsc: the untrusted-pod runtime handler that the end-to-end tests run beside hullrt and runc.
+RUNSC_VERSION=${RUNSC_VERSION:-v0.0.0-20260905035102-160fafc42237}
+if ! [ -x "$HOME/go/bin/runsc" ] && ! command -v runsc >/dev/null; then
+  echo "[setup] go install gvisor.dev/gvisor/runsc@$RUNSC_VERSION (a few minutes)"
+  CGO_ENABLED=0 GOBIN=$HOME/go/bin go install "gvisor.dev/gvisor/runsc@$RUNSC_VERSION"
 fi
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 if [ -x "$SHARED/critest/setup.sh" ] || [ -f "$SHARED/critest/setup.sh" ]; then

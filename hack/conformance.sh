@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# hack/conformance.sh: run critest (cri-tools 1.37, mirror mode) against a private hulld built in bin/.
+# Fails when any test fails other than the one that cannot pass offline (a fixed upstream digest image).
+# Everything it creates (hulld state, pods, the CNI bridge hullct0) is removed on exit; the last logs stay in
+# /tmp/hull-conformance-last.log and /tmp/hull-conformance-hulld.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+H=${HARNESS_DIR:-/tmp/hull-harness}
+D=$(mktemp -d /tmp/hull-conformance.XXXX)
+SOCK=$D/hull.sock BR=hullct0
+crictl_() { "$H/bin/crictl" --config /dev/null -r "unix://$SOCK" -i "unix://$SOCK" --timeout 30s "$@"; }
+cleanup() {
+  if [ -n "${HPID:-}" ] && kill -0 "$HPID" 2>/dev/null; then
+    for p in $(crictl_ pods -q 2>/dev/null); do crictl_ stopp "$p" >/dev/null 2>&1; crictl_ rmp -f "$p" >/dev/null 2>&1; done
+    kill "$HPID"; wait "$HPID" 2>/dev/null
+  fi
+  for m in $(awk -v d="$D/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
+  ip link del "$BR" 2>/dev/null
+  cp "$D/critest.log" /tmp/hull-conformance-last.log 2>/dev/null
+  cp "$D/hulld.log" /tmp/hull-conformance-hulld.log 2>/dev/null
+  rm -rf "$D"
+}
+trap cleanup EXIT
+mkdir -p "$D/cni"
+cat > "$D/cni/10-conformance.conflist" <<J
+{"cniVersion":"1.0.0","name":"hull-conformance","plugins":[{"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,
+"ipam":{"type":"host-local","ranges":[[{"subnet":"10.227.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$D/ipam"}},
+{"type":"portmap","capabilities":{"portMappings":true}}]}
+J
+cat > "$D/hull.toml" <<T
+[registry]
+insecure = ["127.0.0.1:5000"]
+[registry.mirrors]
+"registry.k8s.io" = ["http://127.0.0.1:5000"]
+"k8s.gcr.io" = ["http://127.0.0.1:5000"]
+"gcr.io" = ["http://127.0.0.1:5000"]
+"public.ecr.aws" = ["http://127.0.0.1:5000"]
+[cni]
+conf_dir = "$D/cni"
+T
+setsid bin/hulld --config "$D/hull.toml" --listen "unix://$SOCK" --root "$D/root" --state "$D/state" >"$D/hulld.log" 2>&1 </dev/null &
+HPID=$!
+for _ in $(seq 100); do crictl_ version >/dev/null 2>&1 && break; sleep 0.1; done
+crictl_ version >/dev/null || { echo "conformance: hulld did not start"; tail -5 "$D/hulld.log"; exit 1; }
+OUT=$D/critest
+CRITEST_MODE=mirror CRITEST_PARALLEL=${CRITEST_PARALLEL:-2} CRITEST_OUT=$OUT bash "$SHARED/critest/run-critest.sh" "unix://$SOCK" > "$D/critest.log" 2>&1
+grep -E '^FAILED: ' "$D/critest.log"
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$D/critest.log" | tail -1)
+[ -n "$summary" ] || { echo "conformance: critest printed no summary"; tail -20 "$D/critest.log"; exit 1; }
+unexpected=$(grep -E '^FAILED: ' "$D/critest.log" | grep -v 'public image with digest should be pulled and removed' | wc -l)
+echo "critest (mirror mode) against hulld: $summary; unexpected failures: $unexpected"
+[ "$unexpected" -eq 0 ]
