@@ -53,6 +53,7 @@ func (r *Runtime) openFifo(s *saved, path string) error {
 	}()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	misses := 0
 	for {
 		select {
 		case x := <-ch:
@@ -74,10 +75,18 @@ func (r *Runtime) openFifo(s *saved, path string) error {
 			io.Copy(io.Discard, x.f)
 			return nil
 		case <-tick.C:
-			if !initAlive(s) {
-				os.Remove(path)
-				return fmt.Errorf("container %q init exited before start: %w", s.ID, errdefs.ErrFailedPrecondition)
+			// Two misses in a row: one failed read of /proc is not a death.
+			if initAlive(s) {
+				misses = 0
+				continue
 			}
+			if misses++; misses < 2 {
+				continue
+			}
+			os.Remove(path)
+			st, start, ok := procStat(s.Pid)
+			return fmt.Errorf("container %q init exited before start (pid %d state %q start %d/%d present %v): %w",
+				s.ID, s.Pid, st, start, s.StartTime, ok, errdefs.ErrFailedPrecondition)
 		}
 	}
 }
