@@ -112,8 +112,10 @@ func bundle(t *testing.T, args ...string) string {
 	b, _ := json.Marshal(s)
 	os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644)
 	t.Cleanup(func() {
-		for _, ctl := range []string{"memory", "pids", "cpu,cpuacct", "freezer", "devices", "blkio", "cpuset", "hugetlb", "net_cls,net_prio", "perf_event", "unified"} {
-			os.Remove(filepath.Join("/sys/fs/cgroup", ctl, "hull-clitest"))
+		// The empty parent every hierarchy got for cgroupsPath /hull-clitest/...
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/hull-clitest")
+		for _, d := range dirs {
+			os.Remove(d)
 		}
 	})
 	return dir
