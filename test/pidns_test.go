@@ -29,7 +29,7 @@ func TestPodPidNamespace(t *testing.T) {
 		ctrs = append(ctrs, c)
 	}
 	out := d.crictl("exec", "-s", ctrs[1], "ps", "-o", "pid,args")
-	if !strings.Contains(out, "sleep 301") || !strings.Contains(out, "hull-pause") {
+	if !strings.Contains(out, "sleep 301") || !strings.Contains(out, "pause") {
 		t.Fatalf("container two does not see the pod's processes:\n%s", out)
 	}
 	info := d.crictl("inspectp", "-o", "json", p)

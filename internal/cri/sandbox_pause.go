@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,12 +13,15 @@ import (
 	"hull/internal/errdefs"
 )
 
-// startPause starts hull-pause (next to hulld) as pid 1 of a new pid
+// startPause starts the pause program (pauseBinary) as pid 1 of a new pid
 // namespace for a pod that shares one pid namespace between its containers.
 // It returns the pid, its start time (to tell it from a reused pid after a
 // restart) and the namespace path containers join.
 func (s *Service) startPause(sb *store.Sandbox) (int, uint64, string, error) {
-	bin := filepath.Join(filepath.Dir(s.opts.MonitorPath), "hull-pause")
+	bin, err := s.pauseBinary()
+	if err != nil {
+		return 0, 0, "", err
+	}
 	if _, err := os.Stat(bin); err != nil {
 		return 0, 0, "", fmt.Errorf("pause binary %s: %w", bin, errdefs.ErrFailedPrecondition)
 	}
@@ -29,19 +31,34 @@ func (s *Service) startPause(sb *store.Sandbox) (int, uint64, string, error) {
 		return 0, 0, "", fmt.Errorf("start %s: %w", bin, err)
 	}
 	pid := cmd.Process.Pid
-	// Reap it when it exits while this hulld runs.
-	go func() { _ = cmd.Wait() }()
 	st, err := procStartTime(pid)
 	if err != nil {
 		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
 		return 0, 0, "", err
 	}
+	// Reaped by stopPause, not by a goroutine per pod blocked in wait (one
+	// OS thread each); a pause that died early is a zombie until then,
+	// which pauseAlive reports as gone.
+	s.mu.Lock()
+	s.pauses[sb.ID] = cmd.Process
+	s.mu.Unlock()
 	return pid, st, fmt.Sprintf("/proc/%d/ns/pid", pid), nil
 }
 
 // stopPause stops the pod's pause process if it is still the one we started.
 func (s *Service) stopPause(sb *store.Sandbox) {
 	if sb.PausePID <= 0 {
+		return
+	}
+	s.mu.Lock()
+	proc := s.pauses[sb.ID]
+	delete(s.pauses, sb.ID)
+	s.mu.Unlock()
+	if proc != nil {
+		// Our child: kill and reap it.
+		_ = proc.Kill()
+		_, _ = proc.Wait()
 		return
 	}
 	if st, err := procStartTime(sb.PausePID); err != nil || st != sb.PauseStartTime {

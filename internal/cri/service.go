@@ -75,6 +75,7 @@ type Service struct {
 	watches  map[string]*exitWatch      // container id → its exit watcher
 	spawns   map[string]*spawnOp        // container id → its background create
 	netOps   map[string]*netOp          // sandbox id → its background CNI ADD
+	pauses   map[string]*os.Process     // sandbox id → pause process this hulld started
 
 	stream  *streamServer // nil until startStreaming
 	fsUsage fsUsageCache  // writable layer sizes for stats
@@ -105,7 +106,8 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		opts: o, log: o.Logger, store: st, events: newBroadcaster(),
 		monitors: map[string]*monitor.Handle{}, watches: map[string]*exitWatch{},
-		spawns: map[string]*spawnOp{}, netOps: map[string]*netOp{}, ctx: ctx, cancel: cancel,
+		spawns: map[string]*spawnOp{}, netOps: map[string]*netOp{},
+		pauses: map[string]*os.Process{}, ctx: ctx, cancel: cancel,
 	}
 	s.recover()
 	if o.StreamAddr != "" {
