@@ -33,8 +33,11 @@ func TestExecIntoRunningContainer(t *testing.T) {
 	var buf bytes.Buffer
 	w, done := pipeCollect(t, &buf)
 	p := *spec.Process
-	p.Args = []string{"/bin/sh", "-c", "hostname; echo pid1=$(cat /proc/1/cmdline | head -c 10); id -u; pwd; exit 7"}
-	p.User.UID = 1234
+	p.Args = []string{"/bin/sh", "-c", `hostname; echo pid1=$(cat /proc/1/cmdline | head -c 10); id -G; pwd
+		for f in /proc/self/cgroup /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/pid /proc/self/ns/uts; do
+			a=$(readlink $f || cat $f); b=$(readlink ${f/self/1} || cat ${f/self/1}); [ "$a" = "$b" ] || echo "differs: $f"; done
+		grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; ls /proc/self/fd | wc -l; exit 7`}
+	p.User.UID, p.User.AdditionalGids = 0, []uint32{2345}
 	p.Cwd = "/tmp"
 	proc, err := r.Exec(ctx, "ex", &p, ExecOptions{Stdin: devNull(t), Stdout: w, Stderr: w})
 	w.Close()
@@ -50,12 +53,23 @@ func TestExecIntoRunningContainer(t *testing.T) {
 	if ps.ExitCode() != 7 {
 		t.Fatalf("exec exit %d, want 7: %s", ps.ExitCode(), out)
 	}
-	for _, want := range []string{"exec-host", "pid1=/bin/sleep", "1234", "/tmp"} {
+	for _, want := range []string{"exec-host", "pid1=/bin/sleep", "0 2345", "/tmp", "CapBnd:\t00000000200004", "NoNewPrivs:\t1", "\n4\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("exec output lacks %q:\n%s", want, out)
 		}
 	}
-	pids, _ := r.Processes("ex")
+	if strings.Contains(out, "differs") {
+		t.Errorf("exec'd process not in the container's cgroup/namespaces:\n%s", out)
+	}
+	// The exec'd process leaves the cgroup as it is reaped; allow the
+	// kernel a moment instead of racing it.
+	var pids []int
+	for i := 0; i < 100; i++ {
+		if pids, _ = r.Processes("ex"); len(pids) == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(pids) != 1 {
 		t.Errorf("after exec the cgroup holds %v, want only the init", pids)
 	}
