@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -150,6 +151,8 @@ func (s *Service) spawnAsync(c *store.Container, info runtime.Info, cfg *runtime
 		if err != nil {
 			op.err = fmt.Errorf("create container %s: %w", c.ID, err)
 			s.log.Warn("runtime create failed", "id", c.ID, "err", err)
+			// Listed as exited with the runtime's error, not as created.
+			s.markExited(c.ID, 128, "CreateError", err.Error(), time.Now())
 			return
 		}
 		s.mu.Lock()

@@ -27,6 +27,15 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 	if c, err = s.store.Container(c.ID); err != nil {
 		return nil, err
 	}
+	if c.State == store.ContainerCreated || c.Reason == "CreateError" {
+		// The container's own create error says more than its state.
+		if err := s.waitSpawn(ctx, c.ID); err != nil {
+			return nil, fmt.Errorf("start container %s: %w", c.ID, err)
+		}
+	}
+	if c, err = s.store.Container(c.ID); err != nil {
+		return nil, err
+	}
 	if c.State != store.ContainerCreated || !c.Complete {
 		return nil, fmt.Errorf("start container %s: it is %s, not created: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
@@ -36,10 +45,6 @@ func (s *Service) StartContainer(ctx context.Context, r *runtimeapi.StartContain
 	}
 	// The container starts with its pod's network in place.
 	if err := s.waitNetwork(ctx, c.SandboxID); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
-	}
-	if err := s.waitSpawn(ctx, c.ID); err != nil {
-		s.markExited(c.ID, 128, "StartError", err.Error(), time.Now())
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	s.mu.Lock()
