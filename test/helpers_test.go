@@ -18,10 +18,17 @@ import (
 	"time"
 )
 
-const (
-	busybox    = "127.0.0.1:5000/e2e-test-images/busybox:1.29-2"
-	harnessBin = "/tmp/hull-harness/bin"
-)
+const busybox = "127.0.0.1:5000/e2e-test-images/busybox:1.29-2"
+
+// harnessBin holds crictl and crane from ../shared/critest/setup.sh.
+var harnessBin = harnessDir() + "/bin"
+
+func harnessDir() string {
+	if d := os.Getenv("HARNESS_DIR"); d != "" {
+		return d
+	}
+	return "/tmp/hull-harness"
+}
 
 // binDir holds hulld, hull-monitor and hull-pause, built once by TestMain.
 var binDir string
