@@ -90,6 +90,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	}()
 	pid := ch.cmd.Process.Pid
 	trace("exec: helper spawned")
+	// The helper joins the namespaces and prepares the process while the
+	// cgroup placement runs; it waits for "cgroups" before execve.
+	if err := ch.send(cfg); err != nil {
+		return nil, err
+	}
 	if m, err := r.manager(s); err == nil {
 		if err := m.Apply(pid); err != nil {
 			return nil, fmt.Errorf("exec: join cgroups: %w", err)
@@ -99,7 +104,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if p.OOMScoreAdj != nil {
 		setOOMScoreAdj(pid, *p.OOMScoreAdj)
 	}
-	if err := ch.send(cfg); err != nil {
+	if err := ch.send(syncMsg{Type: "cgroups"}); err != nil {
 		return nil, err
 	}
 	// Success is the sync socket closing on execve; an error arrives as a

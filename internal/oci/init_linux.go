@@ -219,6 +219,11 @@ func (c *initProc) runExec() error {
 			return err
 		}
 	}
+	// In the container's cgroups before anything a seccomp filter (loaded
+	// by prepareProcess) might forbid.
+	if err := c.waitCgroups(); err != nil {
+		return err
+	}
 	path, err := c.prepareProcess(false)
 	if err != nil {
 		return err
