@@ -110,3 +110,13 @@ func labelsMatch(labels, sel map[string]string) bool {
 	}
 	return true
 }
+
+// UpdatePodSandboxResources accepts the pod's new resources: hull keeps no
+// pod-level cgroup of its own (the kubelet owns the pod cgroup and updates
+// each container), so there is nothing more to apply.
+func (s *Service) UpdatePodSandboxResources(_ context.Context, r *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
+	if _, err := s.store.Sandbox(r.GetPodSandboxId()); err != nil {
+		return nil, fmt.Errorf("update pod sandbox resources: %w", err)
+	}
+	return &runtimeapi.UpdatePodSandboxResourcesResponse{}, nil
+}
