@@ -29,9 +29,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, errdefs.ErrFailedPrecondition)
 	}
 	fifoPath := filepath.Join(r.dir(id), fifoName)
+	trace("start: begin")
 	if err := r.openFifo(s, fifoPath); err != nil {
 		return err
 	}
+	trace("start: user process executed")
 	if h := s.Config.Hooks; h != nil && len(h.Poststart) > 0 {
 		runHooksWarn(ctx, "poststart", h.Poststart, stateForHooks(s, specs.StateRunning, s.Pid))
 	}
@@ -145,6 +147,8 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 		}
 		r.killAndWait(s)
 	}
+	trace("delete: begin")
+	defer trace("delete: done")
 	if m, err := r.manager(s); err == nil {
 		if err := m.Destroy(); err != nil {
 			// Leftover processes in the cgroup: kill them and retry once.
