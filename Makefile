@@ -2,7 +2,7 @@
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 GO ?= go
 
-.PHONY: all build setup run test lint unit
+.PHONY: all build setup run test lint unit conformance
 
 all: build
 
@@ -25,4 +25,8 @@ lint:
 unit:
 	$(GO) test -count=1 -p 2 -timeout 40m ./...
 
-test: build lint unit
+# conformance: critest (mirror mode) against a private hulld; only the offline-impossible digest test may fail.
+conformance: build
+	bash hack/conformance.sh
+
+test: build lint unit conformance

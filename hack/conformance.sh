@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # hack/conformance.sh: run critest (cri-tools 1.37, mirror mode) against a private hulld built in bin/.
 # Fails when any test fails other than the one that cannot pass offline (a fixed upstream digest image).
-# Everything it creates (hulld state, pods, the CNI bridge hullct0) is removed on exit; the last logs stay in
+# Everything it creates (hulld state, pods, the CNI bridge hullconf0) is removed on exit; the last logs stay in
 # /tmp/hull-conformance-last.log and /tmp/hull-conformance-hulld.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 H=${HARNESS_DIR:-/tmp/hull-harness}
 D=$(mktemp -d /tmp/hull-conformance.XXXX)
-SOCK=$D/hull.sock BR=hullct0
+SOCK=$D/hull.sock BR=hullconf0
+# a /24 no other bridge on this machine routes (other test runs may hold theirs)
+for n in $(seq 1 250); do ip route | grep -q "^10\.228\.$n\.0/24 " || break; done
+SUBNET=10.228.$n.0/24
 crictl_() { "$H/bin/crictl" --config /dev/null -r "unix://$SOCK" -i "unix://$SOCK" --timeout 30s "$@"; }
 cleanup() {
   if [ -n "${HPID:-}" ] && kill -0 "$HPID" 2>/dev/null; then
@@ -25,7 +28,7 @@ trap cleanup EXIT
 mkdir -p "$D/cni"
 cat > "$D/cni/10-conformance.conflist" <<J
 {"cniVersion":"1.0.0","name":"hull-conformance","plugins":[{"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,
-"ipam":{"type":"host-local","ranges":[[{"subnet":"10.227.0.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$D/ipam"}},
+"ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$D/ipam"}},
 {"type":"portmap","capabilities":{"portMappings":true}}]}
 J
 cat > "$D/hull.toml" <<T
