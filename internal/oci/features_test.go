@@ -137,12 +137,66 @@ func TestConsoleSocketGetsPtyMaster(t *testing.T) {
 	spec.Process.Terminal = true
 	spec.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
 	writeSpec(t, bundle, spec)
+	sock, got := consoleServer(t)
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := r.Start(ctx, "tty"); err != nil {
+		t.Fatal(err)
+	}
+	out := readPty(t, master, func() {
+		if _, err := r.Wait("tty"); err != nil {
+			t.Error(err)
+		}
+	})
+	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "on-the-pty") {
+		t.Fatalf("pty output %q", out)
+	}
+
+	// exec --tty: a second pty from the same devpts instance.
+	bundle2, spec2 := newBundle(t, "/bin/sleep", "60")
+	writeSpec(t, bundle2, spec2)
+	if err := r.Create(ctx, "tty2", CreateOptions{Bundle: bundle2, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, "tty2"); err != nil {
+		t.Fatal(err)
+	}
+	p := *spec2.Process
+	p.Terminal = true
+	p.Args = []string{"/bin/sh", "-c", "tty; echo exec-on-pty"}
+	sock2, got2 := consoleServer(t)
+	proc, err := r.Exec(ctx, "tty2", &p, ExecOptions{ConsoleSocket: sock2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := <-got2
+	if m2 == nil {
+		t.Fatal("exec: no pty master received")
+	}
+	defer m2.Close()
+	out = readPty(t, m2, func() { proc.Wait() })
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "exec-on-pty") {
+		t.Fatalf("exec pty output %q", out)
+	}
+}
+
+// consoleServer listens on a console socket and hands over the first pty
+// master received with SCM_RIGHTS (nil on failure).
+func consoleServer(t *testing.T) (string, chan *os.File) {
 	sock := filepath.Join(t.TempDir(), "console.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	got := make(chan *os.File, 1)
 	go func() {
 		c, err := l.AcceptUnix()
@@ -161,34 +215,23 @@ func TestConsoleSocketGetsPtyMaster(t *testing.T) {
 		fds, _ := unix.ParseUnixRights(&msgs[0])
 		got <- os.NewFile(uintptr(fds[0]), "pty-master")
 	}()
-	r := newRuntime(t)
-	ctx := context.Background()
-	if err := r.Create(ctx, "tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
-		t.Fatal(err)
-	}
-	master := <-got
-	if master == nil {
-		t.Fatal("no pty master received")
-	}
-	defer master.Close()
-	if err := r.Start(ctx, "tty"); err != nil {
-		t.Fatal(err)
-	}
+	return sock, got
+}
+
+// readPty collects what the pty master reads until the process (waited
+// for by wait) is gone and the slave side closed.
+func readPty(t *testing.T, master *os.File, wait func()) string {
 	var out bytes.Buffer
 	done := make(chan struct{})
 	go func() { out.ReadFrom(master); close(done) }()
-	if _, err := r.Wait("tty"); err != nil {
-		t.Fatal(err)
-	}
+	wait()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		master.Close()
 		<-done
 	}
-	if !strings.Contains(out.String(), "/dev/pts/0") || !strings.Contains(out.String(), "on-the-pty") {
-		t.Fatalf("pty output %q", out.String())
-	}
+	return out.String()
 }
 
 func TestBadInputLeavesNothingBehind(t *testing.T) {
