@@ -39,8 +39,12 @@ func TestCrictlLifecycle(t *testing.T) {
 		t.Fatalf("state after create: %v", st)
 	}
 	d.crictl("start", c)
-	if st := field(d.inspect("inspect", c), "status.state"); st != "CONTAINER_RUNNING" {
+	ins := d.inspect("inspect", c)
+	if st := field(ins, "status.state"); st != "CONTAINER_RUNNING" {
 		t.Fatalf("state after start: %v", st)
+	}
+	if u := field(ins, "status.user.linux"); u == nil {
+		t.Fatalf("status has no user: %v", field(ins, "status"))
 	}
 	if out := d.crictl("ps", "-q"); !strings.Contains(out, c) {
 		t.Fatalf("crictl ps does not list %s", c)

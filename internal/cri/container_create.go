@@ -101,6 +101,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: %w", md.Name, err)
 	}
+	c.UID, c.GID, c.Groups = spec.Process.User.UID, spec.Process.User.GID, spec.Process.User.AdditionalGids
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: encode spec: %w", md.Name, err)

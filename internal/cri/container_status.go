@@ -47,6 +47,12 @@ func (s *Service) containerStatus(c *store.Container) *runtimeapi.ContainerStatu
 	if st.Metadata == nil {
 		st.Metadata = &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: c.Attempt}
 	}
+	// The identity the process runs as (KEP-3619), as resolved at create.
+	u := &runtimeapi.LinuxContainerUser{Uid: int64(c.UID), Gid: int64(c.GID)}
+	for _, g := range append([]uint32{c.GID}, c.Groups...) {
+		u.SupplementalGroups = append(u.SupplementalGroups, int64(g))
+	}
+	st.User = &runtimeapi.ContainerUser{Linux: u}
 	return st
 }
 

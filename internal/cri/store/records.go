@@ -93,6 +93,10 @@ type Container struct {
 	Message    string         `json:"message,omitempty"`
 	Pid        int            `json:"pid,omitempty"`
 	MonitorPID int            `json:"monitorPid,omitempty"`
+	// UID, GID and Groups are the resolved user of the container's process.
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 	// StopSignal is the image's stop signal (SIGTERM when unset).
 	StopSignal string `json:"stopSignal,omitempty"`
 	// Complete is false while CreateContainer is still building it.
