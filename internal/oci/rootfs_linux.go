@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,59 @@ type rootfsSetup struct {
 	bundle      string
 	cgroupBinds []cgroupBind
 	waitCgroups func() error // the cgroup directories exist once it returns
+	root        *os.File     // O_PATH handle of the rootfs, for race-free lookups
+}
+
+// mountTarget is a mount point held as an O_PATH handle resolved inside the
+// rootfs (openat2 RESOLVE_IN_ROOT semantics through pathrs-lite): mount(2)
+// is given /proc/self/fd/N, so a symlink swapped in after the lookup (by
+// another container sharing a volume) cannot redirect the mount.
+type mountTarget struct {
+	root *os.File
+	dest string
+	h    *os.File
+}
+
+func (t *mountTarget) path() string { return "/proc/self/fd/" + strconv.Itoa(int(t.h.Fd())) }
+
+// reopen resolves dest again, so that the handle names what was just
+// mounted on it rather than the directory underneath.
+func (t *mountTarget) reopen() (string, error) {
+	h, err := pathrs.OpenatInRoot(t.root, t.dest)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s in rootfs: %w", t.dest, err)
+	}
+	t.h.Close()
+	t.h = h
+	return t.path(), nil
+}
+
+// newMountTarget creates the mount point (a directory, or an empty file for
+// a file bind mount) without following symlinks out of the rootfs.
+func (r *rootfsSetup) newMountTarget(dest string, dir bool) (*mountTarget, error) {
+	if dir {
+		h, err := r.mkdirAllHandle(dest)
+		if err != nil {
+			return nil, fmt.Errorf("create mount point %s: %w", dest, err)
+		}
+		return &mountTarget{root: r.root, dest: dest, h: h}, nil
+	}
+	parent, err := r.mkdirAllHandle(filepath.Dir(dest))
+	if err != nil {
+		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
+	}
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	parent.Close()
+	if err == nil {
+		unix.Close(fd)
+	} else if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EISDIR) {
+		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
+	}
+	h, err := pathrs.OpenatInRoot(r.root, dest)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s in rootfs: %w", dest, err)
+	}
+	return &mountTarget{root: r.root, dest: dest, h: h}, nil
 }
 
 func (r *rootfsSetup) prepare() error {
@@ -48,6 +103,11 @@ func (r *rootfsSetup) prepare() error {
 	if err := unix.Mount(r.rootfs, r.rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs %s onto itself: %w", r.rootfs, err)
 	}
+	root, err := os.OpenFile(r.rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	r.root = root
 	bindDev := false
 	for _, m := range r.spec.Mounts {
 		if filepath.Clean("/"+m.Destination) == "/dev" && (m.Type == "bind" || hasOpt(m.Options, "bind") || hasOpt(m.Options, "rbind")) {
@@ -166,24 +226,45 @@ func (r *rootfsSetup) mount(m specs.Mount) error {
 	if !filepath.IsAbs(dest) {
 		dest = "/" + dest
 	}
-	target, err := r.target(dest)
-	if err != nil {
-		return err
-	}
 	o := parseMountOptions(m.Options)
 	isBind := m.Type == "bind" || o.flags&unix.MS_BIND != 0
+	if m.Type == "" && !isBind {
+		return invalid("mount %s: type is empty and it is not a bind mount", m.Destination)
+	}
+	dir := true
+	src := m.Source
+	if isBind {
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(r.bundle, src)
+		}
+		fi, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("mount %s on %s: bind source: %w", m.Source, m.Destination, err)
+		}
+		dir = fi.IsDir()
+	}
+	t, err := r.newMountTarget(dest, dir)
+	if err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+	}
+	defer func() { t.h.Close() }()
 	switch {
 	case isBind:
-		err = r.mountBind(m, target, o)
+		err = r.mountBind(src, t, o)
 	case m.Type == "cgroup" || m.Type == "cgroup2":
-		err = r.mountCgroup(target, o)
-	case m.Type == "":
-		err = invalid("mount %s: type is empty and it is not a bind mount", m.Destination)
+		err = r.mountCgroup(t, o)
 	default:
-		err = r.mountFS(m, target, o)
+		err = r.mountFS(m, t, o)
 	}
 	if err != nil {
 		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, m.Destination, err)
+	}
+	if len(o.prop) == 0 && o.rec.set == 0 && o.rec.clr == 0 {
+		return nil
+	}
+	target, err := t.reopen()
+	if err != nil {
+		return err
 	}
 	for _, p := range o.prop {
 		if err := unix.Mount("", target, "", p, ""); err != nil {
@@ -199,10 +280,8 @@ func (r *rootfsSetup) mount(m specs.Mount) error {
 	return nil
 }
 
-func (r *rootfsSetup) mountFS(m specs.Mount, target string, o parsedOpts) error {
-	if err := mkdirIn(target); err != nil {
-		return err
-	}
+func (r *rootfsSetup) mountFS(m specs.Mount, t *mountTarget, o parsedOpts) error {
+	target := t.path()
 	flags := o.flags
 	// /dev/shm and similar tmpfs mounts inside a read-only /dev are fine;
 	// mqueue and sysfs may be refused in a user namespace without their
@@ -214,34 +293,26 @@ func (r *rootfsSetup) mountFS(m specs.Mount, target string, o parsedOpts) error 
 			src = "/dev/mqueue"
 		}
 		if err2 := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err2 == nil {
-			return remountBind(target, flags)
+			p, err := t.reopen()
+			if err != nil {
+				return err
+			}
+			return remountBind(p, flags)
 		}
 	}
 	return err
 }
 
-func (r *rootfsSetup) mountBind(m specs.Mount, target string, o parsedOpts) error {
-	src := m.Source
-	if !filepath.IsAbs(src) {
-		src = filepath.Join(r.bundle, src)
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("bind source: %w", err)
-	}
-	if fi.IsDir() {
-		err = mkdirIn(target)
-	} else {
-		err = touchIn(target)
-	}
-	if err != nil {
-		return err
-	}
-	if err := unix.Mount(src, target, "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
+func (r *rootfsSetup) mountBind(src string, t *mountTarget, o parsedOpts) error {
+	if err := unix.Mount(src, t.path(), "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
 		return err
 	}
 	if rest := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {
-		return remountBind(target, rest)
+		p, err := t.reopen()
+		if err != nil {
+			return err
+		}
+		return remountBind(p, rest)
 	}
 	return nil
 }
@@ -266,10 +337,8 @@ func remountBind(target string, flags uintptr) error {
 // unified directory is bound at target; on v1 and hybrid hosts a tmpfs
 // holds one bind per hierarchy plus the host's alias symlinks (cpu ->
 // cpu,cpuacct).
-func (r *rootfsSetup) mountCgroup(target string, o parsedOpts) error {
-	if err := mkdirIn(target); err != nil {
-		return err
-	}
+func (r *rootfsSetup) mountCgroup(t *mountTarget, o parsedOpts) error {
+	target := t.path()
 	if r.waitCgroups != nil {
 		if err := r.waitCgroups(); err != nil {
 			return err
@@ -280,9 +349,19 @@ func (r *rootfsSetup) mountCgroup(target string, o parsedOpts) error {
 		if err := unix.Mount(r.cgroupBinds[0].Dir, target, "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		return remountBind(target, flags)
+		p, err := t.reopen()
+		if err != nil {
+			return err
+		}
+		return remountBind(p, flags)
 	}
 	if err := unix.Mount("tmpfs", target, "tmpfs", flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+		return err
+	}
+	// From here on the fresh tmpfs is the parent: nothing else can write
+	// to it, so plain paths under its handle are safe.
+	target, err := t.reopen()
+	if err != nil {
 		return err
 	}
 	for _, b := range r.cgroupBinds {
@@ -313,13 +392,6 @@ func (r *rootfsSetup) mountCgroup(target string, o parsedOpts) error {
 	return nil
 }
 
-func mkdirIn(p string) error {
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		return fmt.Errorf("create mount point: %w", err)
-	}
-	return nil
-}
-
 func touchIn(p string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("create mount point: %w", err)
@@ -335,6 +407,26 @@ func touchIn(p string) error {
 		return fmt.Errorf("create mount point: %w", err)
 	}
 	return f.Close()
+}
+
+// mkdirAllHandle creates dest inside the rootfs and returns an O_PATH
+// handle to it. A dangling symlink on the way (an image's /var/run -> /run
+// without /run) stops pathrs-lite; its in-root target is then created with
+// the securejoin-resolved path, which cannot leave the rootfs either, and
+// the handle taken again.
+func (r *rootfsSetup) mkdirAllHandle(dest string) (*os.File, error) {
+	h, err := pathrs.MkdirAllHandle(r.root, dest, 0o755)
+	if err == nil {
+		return h, nil
+	}
+	p, jerr := r.target(dest)
+	if jerr != nil {
+		return nil, err
+	}
+	if merr := os.MkdirAll(p, 0o755); merr != nil {
+		return nil, err
+	}
+	return pathrs.MkdirAllHandle(r.root, dest, 0o755)
 }
 
 // enter makes the rootfs the process's root: pivot_root with the old root
