@@ -10,7 +10,7 @@ H=${HARNESS_DIR:-/tmp/hull-harness}
 D=$(mktemp -d /tmp/hull-conformance.XXXX)
 SOCK=$D/hull.sock BR=hullconf0
 # a /24 no other bridge on this machine routes (other test runs may hold theirs)
-for n in $(seq 1 250); do ip route | grep -q "^10\.228\.$n\.0/24 " || break; done
+for n in $(seq 1 250); do ip route | grep -q "^10\.229\.$n\.0/24 " || break; done
 SUBNET=10.229.$n.0/24
 crictl_() { "$H/bin/crictl" --config /dev/null -r "unix://$SOCK" -i "unix://$SOCK" --timeout 30s "$@"; }
 cleanup() {
