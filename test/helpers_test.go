@@ -77,6 +77,7 @@ type daemon struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	logFile *os.File
+	files   []*os.File // passed to hulld as fds 3... (exec.Cmd.ExtraFiles)
 }
 
 // startHulld starts a hulld with its own dirs, CNI bridge and subnet;
@@ -141,6 +142,7 @@ func (d *daemon) startErr() error {
 		"--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = d.files
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -35,6 +35,10 @@ func main() {
 	// hulld re-executes itself as hullrt's exec helper (ExecSync on hullrt
 	// containers): that must happen before anything else runs.
 	oci.MaybeInit()
+	if err := markInheritedCloexec(); err != nil {
+		fmt.Fprintln(os.Stderr, "hulld:", err)
+		os.Exit(1)
+	}
 	if len(os.Args) > 1 && os.Args[1] == "config" {
 		os.Exit(configCmd(os.Args[2:]))
 	}
