@@ -47,6 +47,9 @@ func withDefaultDevices(spec *specs.Spec) *specs.LinuxResources {
 }
 
 func (r *rootfsSetup) createDevices() error {
+	// The spec's modes are exact: no umask on mknod (a later chmod by path
+	// could be redirected). The process's own umask is set before execve.
+	unix.Umask(0)
 	listed := map[string]bool{}
 	for _, d := range r.spec.Linux.Devices {
 		listed[filepath.Clean(d.Path)] = true
@@ -93,14 +96,23 @@ func (r *rootfsSetup) createDevices() error {
 	return nil
 }
 
+// createDevice makes the node with *at calls relative to an O_PATH handle
+// of its parent directory resolved inside the rootfs: no path component is
+// looked up again after the check, and the final one is never followed.
 func (r *rootfsSetup) createDevice(d specs.LinuxDevice) error {
-	t, err := r.target(d.Path)
+	dest := filepath.Clean(d.Path)
+	dir, err := r.mkdirAllHandle(filepath.Dir(dest))
 	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(t), 0o755); err != nil {
 		return fmt.Errorf("device %s: %w", d.Path, err)
 	}
+	defer dir.Close()
+	// Reopened as a real directory fd: mknodat and friends refuse O_PATH.
+	dfd, err := unix.Openat(int(dir.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("device %s: open parent: %w", d.Path, err)
+	}
+	defer unix.Close(dfd)
+	base := filepath.Base(dest)
 	var typ uint32
 	switch d.Type {
 	case "c", "u":
@@ -114,19 +126,22 @@ func (r *rootfsSetup) createDevice(d specs.LinuxDevice) error {
 	if d.FileMode != nil {
 		perm = uint32(d.FileMode.Perm())
 	}
-	if fi, err := os.Lstat(t); err == nil {
-		if fi.IsDir() {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return fmt.Errorf("device %s: a directory is in the way", d.Path)
 		}
-		os.Remove(t)
+		unix.Unlinkat(dfd, base, 0)
 	}
-	err = unix.Mknod(t, typ|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
+	err = unix.Mknodat(dfd, base, typ|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
 	if errors.Is(err, unix.EPERM) {
 		// In a user namespace mknod is refused: bind the host's node.
-		if err := touchIn(t); err != nil {
+		t, err := r.newMountTarget(dest, false)
+		if err != nil {
 			return err
 		}
-		if err := unix.Mount(d.Path, t, "", unix.MS_BIND, ""); err != nil {
+		defer t.h.Close()
+		if err := unix.Mount(d.Path, t.path(), "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind device %s: %w", d.Path, err)
 		}
 		return nil
@@ -134,10 +149,7 @@ func (r *rootfsSetup) createDevice(d specs.LinuxDevice) error {
 	if err != nil {
 		return fmt.Errorf("mknod %s: %w", d.Path, err)
 	}
-	// mknod applies the umask; the spec's mode is what counts.
-	if err := unix.Chmod(t, perm); err != nil {
-		return fmt.Errorf("chmod %s: %w", d.Path, err)
-	}
+
 	uid, gid := 0, 0
 	if d.UID != nil {
 		uid = int(*d.UID)
@@ -145,7 +157,7 @@ func (r *rootfsSetup) createDevice(d specs.LinuxDevice) error {
 	if d.GID != nil {
 		gid = int(*d.GID)
 	}
-	if err := unix.Lchown(t, uid, gid); err != nil {
+	if err := unix.Fchownat(dfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown %s: %w", d.Path, err)
 	}
 	return nil

@@ -392,23 +392,6 @@ func (r *rootfsSetup) mountCgroup(t *mountTarget, o parsedOpts) error {
 	return nil
 }
 
-func touchIn(p string) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("create mount point: %w", err)
-	}
-	if fi, err := os.Lstat(p); err == nil {
-		if fi.IsDir() {
-			return fmt.Errorf("mount point %s is a directory but the source is a file", p)
-		}
-		return nil
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
-	if err != nil {
-		return fmt.Errorf("create mount point: %w", err)
-	}
-	return f.Close()
-}
-
 // mkdirAllHandle creates dest inside the rootfs and returns an O_PATH
 // handle to it. A dangling symlink on the way (an image's /var/run -> /run
 // without /run) stops pathrs-lite; its in-root target is then created with
