@@ -98,10 +98,22 @@ func waitExit(t *testing.T, what string, done <-chan struct{}) {
 // test sets: the container's terminal starts at that size and follows a
 // resize during the session.
 func TestStreamingExecTTYResize(t *testing.T) {
-	d := startHulld(t, "")
+	d := startHulld(t, `[runtimes.runc]
+type = "oci"
+path = "/usr/sbin/runc"
+`)
 	d.crictl("pull", busybox)
-	_, c := d.runPod("resize", "sleep 3600")
+	for _, h := range []string{"hullrt", "runc"} {
+		t.Run(h, func(t *testing.T) {
+			_, c := d.runPod("resize-"+h, "sleep 3600", "--runtime", h)
+			execTTYResize(t, d, c)
+		})
+	}
+}
 
+// execTTYResize checks the initial size and a resize of an exec -it
+// session into c.
+func execTTYResize(t *testing.T, d *daemon, c string) {
 	master, slave := openPty(t)
 	setWinsize(t, master, 33, 101)
 	// Every line read prints the size again, so the test can ask until the

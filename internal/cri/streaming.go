@@ -184,6 +184,7 @@ func (s *Service) execTTY(ctx context.Context, h runtime.Handler, id string, pro
 		return -1, err
 	}
 	defer os.RemoveAll(dir)
+	resize = initialSize(ctx, proc, resize)
 	sock := filepath.Join(dir, "console.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -218,11 +219,13 @@ func (s *Service) execTTY(ctx context.Context, h runtime.Handler, id string, pro
 		return r.code, r.err
 	}
 	defer pty.Close()
-	go func() {
-		for sz := range resize {
-			_ = unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
-		}
-	}()
+	if resize != nil {
+		go func() {
+			for sz := range resize {
+				_ = unix.IoctlSetWinsize(int(pty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: sz.Height, Col: sz.Width})
+			}
+		}()
+	}
 	if in != nil {
 		go func() { _, _ = io.Copy(pty, in) }()
 	}
@@ -239,6 +242,35 @@ func (s *Service) execTTY(ctx context.Context, h runtime.Handler, id string, pro
 	case <-time.After(2 * time.Second):
 	}
 	return r.code, r.err
+}
+
+// initialSizeWait bounds how long a tty exec waits for the client's first
+// terminal size; clients without a terminal never send one.
+const initialSizeWait = 2 * time.Second
+
+// initialSize takes the terminal size a client with a terminal sends
+// first and puts it in proc, so the runtime creates the pty at that size:
+// setting it on the master once the process runs races the command's own
+// first look at its terminal (stty size printing 0 0). It returns the
+// channel for later resizes, nil once the client closed it.
+func initialSize(ctx context.Context, proc *specs.Process, resize <-chan remotecommandserver.TerminalSize) <-chan remotecommandserver.TerminalSize {
+	if resize == nil {
+		return nil
+	}
+	t := time.NewTimer(initialSizeWait)
+	defer t.Stop()
+	select {
+	case sz, ok := <-resize:
+		if !ok {
+			return nil
+		}
+		if sz.Height > 0 && sz.Width > 0 {
+			proc.ConsoleSize = &specs.Box{Height: uint(sz.Height), Width: uint(sz.Width)}
+		}
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return resize
 }
 
 // recvFD accepts one connection and receives one file descriptor on it.

@@ -148,10 +148,14 @@ func (o *OCI) Exec(ctx context.Context, id string, p *specs.Process, eio ExecIO)
 	// Not CommandContext: killing the runtime's exec command would leave the
 	// process running inside the container; on timeout kill the process.
 	args := []string{"--root", o.info.Root, "exec", "--process", procFile, "--pid-file", pidFile}
-	if eio.ConsoleSocket != "" {
-		args = append(args, "--console-socket", eio.ConsoleSocket)
-	}
 	cmd := exec.Command(o.info.Path, append(args, id)...)
+	if eio.ConsoleSocket != "" {
+		// A console socket needs --detach (see execShim).
+		args = append(args, "--detach", "--console-socket", eio.ConsoleSocket, id)
+		if cmd, err = shimCommand(append([]string{o.info.Path}, args...)); err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", id, err)
+		}
+	}
 	var stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout = eio.Stdin, eio.Stdout
 	if eio.Stderr != nil {
