@@ -374,3 +374,44 @@ func checkExec(i, code int, sync bool, stdout, stderr string, err error) error {
 	}
 	return nil
 }
+
+// TestStreamingAttachTTYResize attaches with -it to a container that has
+// a terminal: input reaches it and crictl's terminal size, before and
+// after a resize, is what the container sees.
+func TestStreamingAttachTTYResize(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	pod := d.podJSON("attach-tty", "")
+	p := d.crictl("runp", pod)
+	c := d.crictl("create", p, d.ctrJSON("attach-tty", `while read x; do echo "size=$(stty size)"; done`,
+		`"stdin":true,"tty":true`), pod)
+	d.crictl("start", c)
+
+	master, slave := openPty(t)
+	setWinsize(t, master, 27, 91)
+	cmd := d.crictlCmd("attach", "-it", c)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	var out syncBuffer
+	go func() { _, _ = io.Copy(&out, master) }()
+	startBounded(t, cmd)
+	slave.Close()
+
+	// Each line typed makes the container print its size; type until the
+	// size crictl sent (asynchronously, at attach) shows.
+	typeUntil := func(want string) {
+		t.Helper()
+		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
+			if _, err := master.Write([]byte("\r")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("attach -it: %q not seen: %q", want, out.String())
+		}
+	}
+	typeUntil("size=27 91")
+	setWinsize(t, master, 44, 132)
+	typeUntil("size=44 132")
+}
