@@ -212,9 +212,9 @@ func (s *Service) applySeccomp(spec *specs.Spec, sc *runtimeapi.LinuxContainerSe
 		if !filepath.IsAbs(path) {
 			return fmt.Errorf("seccomp localhost profile %q must be an absolute path: %w", path, errdefs.ErrInvalidArgument)
 		}
-		b, err := os.ReadFile(path)
+		b, err := readSeccompProfile(path)
 		if err != nil {
-			return fmt.Errorf("seccomp localhost profile %q: %w", path, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("seccomp localhost profile %q: %v: %w", path, err, errdefs.ErrInvalidArgument)
 		}
 		var prof specs.LinuxSeccomp
 		if err := json.Unmarshal(b, &prof); err != nil {

@@ -100,6 +100,13 @@ func mergeEnv(img []string, req []*runtimeapi.KeyValue, hostname string) []strin
 func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	cfg, lx := in.cfg, in.cfg.GetLinux()
 	sc := lx.GetSecurityContext()
+	if err := validateContainerConfig(cfg); err != nil {
+		return nil, err
+	}
+	// Checked at RunPodSandbox too; again here for pods an older hulld made.
+	if err := validateSysctls(in.sbCfg.GetLinux().GetSysctls(), in.sb.HostNetwork, in.sb.Namespaces["ipc"] == ""); err != nil {
+		return nil, err
+	}
 	args, err := processArgs(cfg, in.img)
 	if err != nil {
 		return nil, err
@@ -147,9 +154,6 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	}
 	spec.Linux.Namespaces = s.namespaces(in.sb, sc)
 	spec.Mounts = defaultMounts(in.sb, privileged)
-	if err := s.addCRIMounts(spec, in); err != nil {
-		return nil, err
-	}
 	if privileged {
 		spec.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 		hostDevices(spec)
@@ -169,6 +173,11 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 	}
 	applyResources(spec.Linux.Resources, lx.GetResources())
 	if err := s.applySeccomp(spec, sc, privileged); err != nil {
+		return nil, err
+	}
+	// Last: it creates missing hostPath sources and mounts image volumes,
+	// which no later check should be able to leave behind.
+	if err := s.addCRIMounts(spec, in); err != nil {
 		return nil, err
 	}
 	return spec, nil
@@ -341,7 +350,7 @@ func (s *Service) addCRIMounts(spec *specs.Spec, in specInput) error {
 		} else {
 			opts = append(opts, "rw")
 		}
-		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: m.ContainerPath, Type: "bind", Source: src, Options: opts})
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: src, Options: opts})
 	}
 	return nil
 }

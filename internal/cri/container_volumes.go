@@ -72,7 +72,7 @@ func (s *Service) addImageVolume(spec *specs.Spec, id string, i int, m *runtimea
 		return err
 	}
 	spec.Mounts = append(spec.Mounts, specs.Mount{
-		Destination: m.ContainerPath, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"},
+		Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"},
 	})
 	return nil
 }

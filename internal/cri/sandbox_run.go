@@ -43,6 +43,9 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err := validHostname(hostname); err != nil {
 		return nil, err
 	}
+	if err := validatePodSandboxConfig(cfg); err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
 	id := newID()
 	sb := &store.Sandbox{
 		ID: id, Name: md.Name, Namespace: md.Namespace, UID: md.Uid, Attempt: md.Attempt,
