@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,9 +42,46 @@ func validatePodSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if err := validateCgroupParent(lx.GetCgroupParent()); err != nil {
 		return err
 	}
+	// Container log paths are joined to it and their directories created:
+	// a relative one would land in hulld's working directory.
+	if d := cfg.GetLogDirectory(); d != "" && (!filepath.IsAbs(d) || noNUL("", d) != nil) {
+		return invalidf("log_directory %q must be an absolute path", d)
+	}
+	if err := validateDNS(cfg.GetDnsConfig()); err != nil {
+		return err
+	}
+	for i, p := range cfg.GetPortMappings() {
+		if p.GetContainerPort() <= 0 || p.GetContainerPort() > 65535 || p.GetHostPort() < 0 || p.GetHostPort() > 65535 {
+			return invalidf("port_mappings[%d]: container port %d / host port %d outside 1..65535", i, p.GetContainerPort(), p.GetHostPort())
+		}
+		if ip := p.GetHostIp(); ip != "" && net.ParseIP(ip) == nil {
+			return invalidf("port_mappings[%d]: host_ip %q is not an IP address", i, ip)
+		}
+	}
 	ns := lx.GetSecurityContext().GetNamespaceOptions()
 	return validateSysctls(lx.GetSysctls(), ns.GetNetwork() == runtimeapi.NamespaceMode_NODE,
 		ns.GetIpc() == runtimeapi.NamespaceMode_NODE)
+}
+
+// validateDNS keeps each server, search domain and option one word, so
+// none can add lines of its own to the pod's resolv.conf.
+func validateDNS(dns *runtimeapi.DNSConfig) error {
+	for _, f := range []struct {
+		field string
+		vs    []string
+	}{{"servers", dns.GetServers()}, {"searches", dns.GetSearches()}, {"options", dns.GetOptions()}} {
+		for i, v := range f.vs {
+			if v == "" || strings.ContainsAny(v, " \t\r\n\x00#;") {
+				return invalidf("dns_config.%s[%d] %q must be one non-empty word", f.field, i, v)
+			}
+		}
+	}
+	for i, v := range dns.GetServers() {
+		if net.ParseIP(v) == nil {
+			return invalidf("dns_config.servers[%d] %q is not an IP address", i, v)
+		}
+	}
+	return nil
 }
 
 // validateCgroupParent keeps a cgroupfs parent inside the cgroup

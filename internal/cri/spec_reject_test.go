@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"hull/internal/errdefs"
 )
 
@@ -111,5 +113,40 @@ func TestSpecAccepts(t *testing.T) {
 	}
 	if sp.Process.User.UID != 1000 || sp.Linux.Sysctl["kernel.shm_rmid_forced"] != "1" || sp.Linux.Seccomp == nil {
 		t.Errorf("user %+v, sysctls %v, seccomp %v", sp.Process.User, sp.Linux.Sysctl, sp.Linux.Seccomp)
+	}
+}
+
+// TestPodSandboxRejects: RunPodSandbox's up-front checks name the field.
+func TestPodSandboxRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  *runtimeapi.PodSandboxConfig
+		want string
+	}{
+		{"relative log directory", &runtimeapi.PodSandboxConfig{LogDirectory: "logs"}, `log_directory "logs" must be an absolute path`},
+		{"resolv.conf line injection", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"1.1.1.1\nnameserver 6.6.6.6"}}}, "dns_config.servers[0]"},
+		{"server not an IP", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Servers: []string{"dns.example"}}}, `dns_config.servers[0] "dns.example" is not an IP address`},
+		{"search with space", &runtimeapi.PodSandboxConfig{DnsConfig: &runtimeapi.DNSConfig{Searches: []string{"a b"}}}, "dns_config.searches[0]"},
+		{"container port 0", &runtimeapi.PodSandboxConfig{PortMappings: []*runtimeapi.PortMapping{{HostPort: 80}}}, "port_mappings[0]: container port 0"},
+		{"host port too big", &runtimeapi.PodSandboxConfig{PortMappings: []*runtimeapi.PortMapping{{ContainerPort: 80, HostPort: 70000}}}, "host port 70000"},
+		{"bad host ip", &runtimeapi.PodSandboxConfig{PortMappings: []*runtimeapi.PortMapping{{ContainerPort: 80, HostIp: "localhost"}}}, `host_ip "localhost"`},
+		{"cgroup parent escape", &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/../.."}}, "linux.cgroup_parent"},
+		{"host sysctl", &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.core_pattern": "|/x"}}}, `"kernel.core_pattern" is not namespaced`},
+		{"ipc sysctl on host ipc", &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{Sysctls: map[string]string{"kernel.shm_rmid_forced": "1"},
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}}}, "needs the pod's own ipc namespace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validatePodSandboxConfig(tc.cfg)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want InvalidArgument naming %q", err, tc.want)
+			}
+		})
+	}
+	ok := &runtimeapi.PodSandboxConfig{LogDirectory: "/var/log/pods/x",
+		DnsConfig:    &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10", "fd00::a"}, Searches: []string{"ns.svc.cluster.local"}, Options: []string{"ndots:5"}},
+		PortMappings: []*runtimeapi.PortMapping{{ContainerPort: 80, HostPort: 8080, HostIp: "127.0.0.1"}, {ContainerPort: 53}},
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/besteffort/pod1", Sysctls: map[string]string{"net.ipv4.ping_group_range": "0 1", "kernel.shm_rmid_forced": "1"}}}
+	if err := validatePodSandboxConfig(ok); err != nil {
+		t.Fatalf("an ordinary kubelet pod config: %v", err)
 	}
 }
