@@ -13,7 +13,7 @@ import (
 // TestInheritedFDsNotLeaked: an fd hulld inherits without close-on-exec
 // (here the write end of a pipe, as a shell or supervisor might leave
 // one) reaches neither the container's monitor, nor the pod's pause
-// process, nor the container itself.
+// process, nor the container itself, nor a process ExecSync starts.
 func TestInheritedFDsNotLeaked(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -60,6 +60,13 @@ func TestInheritedFDsNotLeaked(t *testing.T) {
 		if fds := fdsWith(t, pid, target); len(fds) > 0 {
 			t.Errorf("%s (pid %d) holds hulld's inherited %s as fd %v", what, pid, target, fds)
 		}
+	}
+	// A process started by ExecSync (hulld's exec helper joins the
+	// container) must not have it either.
+	if out := d.crictl("exec", "-s", c, "ls", "-l", "/proc/self/fd/"); strings.Contains(out, target) {
+		t.Errorf("an exec'd process holds hulld's inherited %s:\n%s", target, out)
+	} else if !strings.Contains(out, "/dev/") && !strings.Contains(out, "pipe:[") {
+		t.Errorf("ls -l of the exec'd process's fds printed no links:\n%s", out)
 	}
 	// Any other process that holds it (a CNI plugin left running, a
 	// helper) leaked it too: only this test and hulld may.
