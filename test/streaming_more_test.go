@@ -122,7 +122,10 @@ func execTTYResize(t *testing.T, d *daemon, c string) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	var out syncBuffer
-	go func() { _, _ = io.Copy(&out, master) }()
+	// The copy ends (EIO) once crictl, the slave's last holder, exited:
+	// only then is all it printed in out.
+	drained := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, master); close(drained) }()
 	done := startBounded(t, cmd)
 	slave.Close()
 
@@ -143,6 +146,7 @@ func execTTYResize(t *testing.T, d *daemon, c string) {
 		t.Fatal(err)
 	}
 	waitExit(t, "crictl exec -it", done)
+	waitExit(t, "crictl's terminal output", drained)
 	if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(out.String(), "exit code 3") {
 		t.Fatalf("exit 3 inside the tty session: crictl exit code %d; output %q", code, out.String())
 	}
@@ -208,9 +212,16 @@ func TestStreamingAttachEcho(t *testing.T) {
 func TestStreamingPortForwardHTTP(t *testing.T) {
 	d := startHulld(t, "")
 	d.crictl("pull", busybox)
-	p, _ := d.runPod("httpd", `mkdir -p /www /www2 && echo page-one > /www/index.html && echo page-two > /www2/index.html &&
+	p, c := d.runPod("httpd", `mkdir -p /www /www2 && echo page-one > /www/index.html && echo page-two > /www2/index.html &&
 httpd -p 8081 -h /www2 && exec httpd -f -p 8080 -h /www`)
 
+	// crictl port-forward gives up at the first refused connection, so
+	// both servers must listen before it starts.
+	eventually(t, "both httpd listening in the pod", func() bool {
+		a, err1 := d.crictlErr("exec", "-s", c, "wget", "-q", "-O-", "http://127.0.0.1:8080/index.html")
+		b, err2 := d.crictlErr("exec", "-s", c, "wget", "-q", "-O-", "http://127.0.0.1:8081/index.html")
+		return err1 == nil && err2 == nil && strings.Contains(a, "page-one") && strings.Contains(b, "page-two")
+	})
 	ports := freePorts(t, 2)
 	pf := d.crictlCmd("port-forward", p, fmt.Sprintf("%d:8080", ports[0]), fmt.Sprintf("%d:8081", ports[1]))
 	var pfOut syncBuffer
@@ -236,12 +247,12 @@ httpd -p 8081 -h /www2 && exec httpd -f -p 8080 -h /www`)
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	// httpd may still be starting: poll until both answer.
-	eventually(t, "both httpd through port-forward", func() bool {
-		a, err1 := get(ports[0])
-		b, err2 := get(ports[1])
-		return err1 == nil && err2 == nil && a == "page-one" && b == "page-two"
-	})
+	if a, err := get(ports[0]); err != nil || a != "page-one" {
+		t.Fatalf("GET through port %d: %q, %v; crictl: %s", ports[0], a, err, pfOut.String())
+	}
+	if b, err := get(ports[1]); err != nil || b != "page-two" {
+		t.Fatalf("GET through port %d: %q, %v; crictl: %s", ports[1], b, err, pfOut.String())
+	}
 
 	const n = 16
 	var wg sync.WaitGroup
@@ -414,4 +425,31 @@ func TestStreamingAttachTTYResize(t *testing.T) {
 	typeUntil("size=27 91")
 	setWinsize(t, master, 44, 132)
 	typeUntil("size=44 132")
+}
+
+// TestStreamingExecTTYShortCommand runs commands that end at once under
+// exec -it: their output must not be lost when the command finishes
+// before hulld took the pty master off the console socket.
+func TestStreamingExecTTYShortCommand(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	_, c := d.runPod("short-tty", "sleep 3600")
+	for i := 0; i < 25; i++ {
+		master, slave := openPty(t)
+		setWinsize(t, master, 24, 80)
+		cmd := d.crictlCmd("exec", "-it", c, "echo", fmt.Sprintf("quick-%d", i))
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		var out syncBuffer
+		drained := make(chan struct{})
+		go func() { _, _ = io.Copy(&out, master); close(drained) }()
+		done := startBounded(t, cmd)
+		slave.Close()
+		waitExit(t, "crictl exec -it", done)
+		waitExit(t, "crictl's terminal output", drained)
+		if !strings.Contains(out.String(), fmt.Sprintf("quick-%d", i)) || cmd.ProcessState.ExitCode() != 0 {
+			t.Fatalf("exec -it %d: exit %d, output %q", i, cmd.ProcessState.ExitCode(), out.String())
+		}
+		master.Close()
+	}
 }

@@ -209,14 +209,24 @@ func (s *Service) execTTY(ctx context.Context, h runtime.Handler, id string, pro
 		done <- result{code, err}
 	}()
 	var pty *os.File
+	var finished *result
 	select {
 	case pty = <-master:
 	case r := <-done:
-		return r.code, r.err
+		// A short command can end before its pty master is taken off the
+		// socket (the runtime sends it before the command starts); its
+		// output waits in the pty, so take the master anyway. The short
+		// deadline only matters when the runtime failed before sending.
+		finished = &r
+		_ = l.SetDeadline(time.Now().Add(time.Second))
+		pty = <-master
 	}
 	if pty == nil {
-		r := <-done
-		return r.code, r.err
+		if finished == nil {
+			r := <-done
+			finished = &r
+		}
+		return finished.code, finished.err
 	}
 	defer pty.Close()
 	if resize != nil {
@@ -236,12 +246,15 @@ func (s *Service) execTTY(ctx context.Context, h runtime.Handler, id string, pro
 		}
 		close(copied)
 	}()
-	r := <-done
+	if finished == nil {
+		r := <-done
+		finished = &r
+	}
 	select {
 	case <-copied:
 	case <-time.After(2 * time.Second):
 	}
-	return r.code, r.err
+	return finished.code, finished.err
 }
 
 // initialSizeWait bounds how long a tty exec waits for the client's first
