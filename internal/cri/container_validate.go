@@ -192,6 +192,16 @@ func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
 	if err := noNUL("security_context.run_as_username", sc.GetRunAsUsername()); err != nil {
 		return err
 	}
+	for _, f := range []struct {
+		field string
+		ps    []string
+	}{{"masked_paths", sc.GetMaskedPaths()}, {"readonly_paths", sc.GetReadonlyPaths()}} {
+		for i, p := range f.ps {
+			if !filepath.IsAbs(p) || noNUL("", p) != nil {
+				return invalidf("security_context.%s[%d] %q must be an absolute path", f.field, i, p)
+			}
+		}
+	}
 	return validateResources(cfg.GetLinux().GetResources())
 }
 

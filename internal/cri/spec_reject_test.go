@@ -52,6 +52,7 @@ func TestSpecRejects(t *testing.T) {
 		{"bad cpuset", func(in *fuzzIn) { in.cpus = "0-3;rm" }, `resources.cpuset_cpus "0-3;rm"`},
 		{"bad hugepage size", func(in *fuzzIn) { in.pageSize = "../../memory" }, `page size "../../memory"`},
 		{"unified key escape", func(in *fuzzIn) { in.unifiedKey = "../memory.max" }, `resources.unified: "../memory.max"`},
+		{"relative masked path", func(in *fuzzIn) { in.username = "alice" }, "security_context.masked_paths[0] \"proc/kcore\""},
 		{"unknown capability", func(in *fuzzIn) { in.capAdd = "CAP_WIZARD" }, `capability "CAP_WIZARD" is unknown`},
 		{"privileged in unprivileged pod", func(in *fuzzIn) { in.privileged = true }, ""},
 		{"seccomp profile not a file", func(in *fuzzIn) { in.seccompType, in.seccompRef = 2, "/" }, "seccomp localhost profile"},
@@ -64,6 +65,9 @@ func TestSpecRejects(t *testing.T) {
 			in := base
 			tc.edit(&in)
 			sbCfg, cfg, img := fx.request(in)
+			if tc.name == "relative masked path" {
+				cfg.Linux.SecurityContext.MaskedPaths = []string{"proc/kcore"}
+			}
 			if tc.name == "privileged in unprivileged pod" {
 				sbCfg.Linux.SecurityContext.Privileged = false
 				tc.want = `container "c" is privileged but its pod is not`
