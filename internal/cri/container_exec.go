@@ -70,6 +70,14 @@ func (s *Service) execProcess(c *store.Container, cmd []string, tty bool) (*spec
 	if err := json.Unmarshal(data, &spec); err != nil {
 		return nil, fmt.Errorf("exec in %s: parse spec: %w", c.ID, err)
 	}
+	if spec.Process == nil {
+		return nil, fmt.Errorf("exec in %s: its spec has no process: %w", c.ID, errdefs.ErrFailedPrecondition)
+	}
+	for i, a := range cmd {
+		if err := noNUL(fmt.Sprintf("exec in %s: cmd[%d]", c.ID, i), a); err != nil {
+			return nil, err
+		}
+	}
 	p := *spec.Process
 	p.Args, p.Terminal, p.ConsoleSize = cmd, tty, nil
 	return &p, nil

@@ -28,6 +28,9 @@ func (s *Service) UpdateContainerResources(ctx context.Context, r *runtimeapi.Up
 	if lr == nil {
 		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 	}
+	if err := validateResources(lr); err != nil {
+		return nil, fmt.Errorf("update container resources of %s: %w", c.ID, err)
+	}
 	h, _, err := s.handler(c.RuntimeHandler)
 	if err != nil {
 		return nil, err

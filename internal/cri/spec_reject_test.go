@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"hull/internal/cri/store"
 	"hull/internal/errdefs"
 )
 
@@ -152,5 +154,41 @@ func TestPodSandboxRejects(t *testing.T) {
 		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/besteffort/pod1", Sysctls: map[string]string{"net.ipv4.ping_group_range": "0 1", "kernel.shm_rmid_forced": "1"}}}
 	if err := validatePodSandboxConfig(ok); err != nil {
 		t.Fatalf("an ordinary kubelet pod config: %v", err)
+	}
+}
+
+// TestUpdateAndExecRejects: UpdateContainerResources checks resources as
+// CreateContainer does before any handler is asked, and an exec command
+// with a NUL byte (or a spec without a process) is refused, not a panic.
+func TestUpdateAndExecRejects(t *testing.T) {
+	fx := newSpecFixture(t)
+	bundle := filepath.Join(fx.dir, "bundle")
+	if err := os.MkdirAll(bundle, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(bundle, "config.json"), `{"ociVersion":"1.0.2"}`)
+	c := &store.Container{ID: "upd", Name: "upd", State: store.ContainerRunning, RuntimeHandler: "none", Bundle: bundle}
+	if err := fx.s.store.AddContainer(c); err != nil {
+		t.Fatal(err)
+	}
+	for _, lr := range []*runtimeapi.LinuxContainerResources{
+		{Unified: map[string]string{"../../memory.max": "1"}},
+		{HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB/../x"}}},
+		{OomScoreAdj: 4000},
+	} {
+		_, err := fx.s.UpdateContainerResources(context.Background(), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: "upd", Linux: lr})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "resources.") {
+			t.Errorf("update with %v: %v, want InvalidArgument naming the field", lr, err)
+		}
+	}
+	if _, err := fx.s.execProcess(c, []string{"sh"}, false); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("exec with a spec without process: %v", err)
+	}
+	writeTestFile(t, filepath.Join(bundle, "config.json"), `{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"}}`)
+	if _, err := fx.s.execProcess(c, []string{"ls", "a\x00b"}, false); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "cmd[1]") {
+		t.Errorf("exec with a NUL byte: %v", err)
+	}
+	if p, err := fx.s.execProcess(c, []string{"ls"}, false); err != nil || p.Args[0] != "ls" {
+		t.Errorf("plain exec: %v, %v", p, err)
 	}
 }
