@@ -88,7 +88,7 @@ func execProcess(r *oci.Runtime, id string, f *flags) (*specs.Process, error) {
 		}
 		return &p, nil
 	}
-	base, err := r.Config(id)
+	base, err := r.ProcessConfig(id)
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +96,8 @@ func execProcess(r *oci.Runtime, id string, f *flags) (*specs.Process, error) {
 		return nil, fmt.Errorf("exec: missing command (hullrt exec ID COMMAND [ARGS...])")
 	}
 	p := specs.Process{Cwd: "/", Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
-	if base.Process != nil {
-		p = *base.Process
+	if base != nil {
+		p = *base
 	}
 	p.Args = f.args[1:]
 	p.Terminal = f.bools["tty"]

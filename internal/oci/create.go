@@ -96,7 +96,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		os.RemoveAll(dir)
 	}()
 
-	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec}
+	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations}
 	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: terminal,
 		State: stateForHooks(s, specs.StateCreating, 0)}
@@ -202,6 +202,9 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	trace("create: init ready")
 	if _, start, ok := procStat(pid); ok {
 		s.StartTime = start
+	}
+	if s.Config, err = json.Marshal(spec); err != nil {
+		return nil, fmt.Errorf("encode config of %q: %w", id, err)
 	}
 	if err := r.writeSaved(s); err != nil {
 		return nil, err

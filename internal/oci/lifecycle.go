@@ -34,7 +34,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 		return err
 	}
 	trace("start: user process executed")
-	if h := s.Config.Hooks; h != nil && len(h.Poststart) > 0 {
+	h, err := s.hooks()
+	if err != nil {
+		return err
+	}
+	if h != nil && len(h.Poststart) > 0 {
 		runHooksWarn(ctx, "poststart", h.Poststart, stateForHooks(s, specs.StateRunning, s.Pid))
 	}
 	return nil
@@ -163,7 +167,12 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 			}
 		}
 	}
-	if h := s.Config.Hooks; h != nil && len(h.Poststop) > 0 {
+	h, err := s.hooks()
+	if err != nil {
+		// The state must still go: a corrupt config only costs the hooks.
+		logf("container %s: poststop hooks not run: %v", id, err)
+	}
+	if h != nil && len(h.Poststop) > 0 {
 		runHooksWarn(ctx, "poststop", h.Poststop, stateForHooks(s, specs.StateStopped, 0))
 	}
 	r.mu.Lock()
