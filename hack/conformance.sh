@@ -22,6 +22,7 @@ cleanup() {
   ip link del "$BR" 2>/dev/null
   cp "$D/critest.log" /tmp/hull-conformance-last.log 2>/dev/null
   cp "$D/hulld.log" /tmp/hull-conformance-hulld.log 2>/dev/null
+  rm -rf /tmp/hull-conformance-out; cp -r "$D/critest" /tmp/hull-conformance-out 2>/dev/null
   rm -rf "$D"
 }
 trap cleanup EXIT
