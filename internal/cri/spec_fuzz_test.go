@@ -151,8 +151,13 @@ func checkSpec(t *testing.T, sp *specs.Spec) {
 			t.Fatalf("sysctl %q is not namespaced", k)
 		}
 	}
+	// cgroupfs paths (systemd ones are slice:prefix:name) stay inside the
+	// hierarchy; a systemd-style slice parent gives a relative one.
 	if cp := sp.Linux.CgroupsPath; !strings.Contains(cp, ":") {
-		absClean("cgroups path", cp)
+		noNUL("cgroups path", cp)
+		if filepath.Clean(cp) != cp || slices.Contains(strings.Split(cp, "/"), "..") {
+			t.Fatalf("cgroups path %q leaves the cgroup hierarchy", cp)
+		}
 	}
 	res := sp.Linux.Resources
 	if m := res.Memory; m != nil && m.Limit != nil && m.Swap != nil && *m.Swap < *m.Limit {
@@ -316,6 +321,7 @@ func FuzzBuildSpec(f *testing.F) {
 		{cgroupParent: "/kubepods/pod1"},
 		{cgroupParent: "../../../../tmp"},
 		{cgroupParent: "relative/parent"},
+		{cgroupParent: "kubepods-besteffort.slice"},
 	} {
 		addFuzzSeed(f, in)
 	}
