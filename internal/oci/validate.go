@@ -61,6 +61,9 @@ func validateSpec(s *specs.Spec) error {
 	if (s.Hostname != "" || s.Domainname != "") && !hasUTS {
 		return invalid("hostname/domainname need a uts namespace")
 	}
+	if err := validateSysctls(s.Linux.Sysctl, seen); err != nil {
+		return err
+	}
 	for i, m := range s.Mounts {
 		if m.Destination == "" {
 			return invalid("mounts[%d]: destination is empty", i)
@@ -125,6 +128,39 @@ func validateProcess(p *specs.Process) error {
 					return invalid("process.capabilities: unknown capability %q", name)
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// ipcSysctls are the kernel.* sysctls the ipc namespace holds.
+var ipcSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+}
+
+// validateSysctls accepts only sysctls that a namespace the container has
+// (ns) holds: anything else would be written to the host's kernel from
+// inside the container's /proc/sys (as runc, hull refuses it).
+func validateSysctls(m map[string]string, ns map[specs.LinuxNamespaceType]bool) error {
+	for k := range m {
+		if k == "" || strings.Contains(k, "..") || strings.HasPrefix(k, "/") || strings.HasPrefix(k, ".") {
+			return invalid("linux.sysctl: %q is not a sysctl name", k)
+		}
+		name := strings.ReplaceAll(k, "/", ".")
+		var need specs.LinuxNamespaceType
+		switch {
+		case ipcSysctls[name] || strings.HasPrefix(name, "fs.mqueue."):
+			need = specs.IPCNamespace
+		case strings.HasPrefix(name, "net."):
+			need = specs.NetworkNamespace
+		case name == "kernel.hostname" || name == "kernel.domainname":
+			need = specs.UTSNamespace
+		default:
+			return invalid("linux.sysctl: %q is not namespaced: setting it would change the host", k)
+		}
+		if !ns[need] {
+			return invalid("linux.sysctl: %q needs a %s namespace", k, need)
 		}
 	}
 	return nil
