@@ -172,6 +172,7 @@ func (h *Hullrt) Stats(_ context.Context, id string) (*Stats, error) {
 		CPUUsageNanos:     st.CPU.Usage.Total,
 		MemoryUsageBytes:  m.Usage.Usage,
 		PidsCurrent:       st.Pids.Current,
+		Cgroup:            st,
 		MemoryRSS:         first(m.Raw, "total_rss", "rss", "anon"),
 		MemoryPageFaults:  first(m.Raw, "total_pgfault", "pgfault"),
 		MemoryMajorFaults: first(m.Raw, "total_pgmajfault", "pgmajfault"),

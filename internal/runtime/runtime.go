@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hull/internal/oci/cgroups"
 )
 
 // Handler runs containers of one runtime handler. Implementations are safe
@@ -64,4 +66,7 @@ type Stats struct {
 	MemoryPageFaults  uint64
 	MemoryMajorFaults uint64
 	PidsCurrent       uint64
+	// Cgroup is the full cgroup snapshot when the handler has one (hullrt),
+	// for the CRI metrics; nil otherwise.
+	Cgroup *cgroups.Stats
 }
