@@ -54,6 +54,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		return nil, fmt.Errorf("bundle %q: %w", o.Bundle, errdefs.ErrInvalidArgument)
 	}
 	trace("create: begin")
+	mounts := hostMounts()
 	spec, err := LoadSpec(bundle)
 	if err != nil {
 		return nil, err
@@ -150,7 +151,9 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	// The init sets up its rootfs while the (slow) cgroup placement runs;
 	// it waits for the "cgroups" message before anything that needs it.
-	cfg.CgroupBinds = cgroupBinds(mgr)
+	if mps, err := mounts(); err == nil {
+		cfg.CgroupBinds = cgroupBinds(mgr, mps)
+	}
 	cfg.State.Pid = pid
 	if err := ch.send(cfg); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/errdefs"
+	"hull/internal/oci/cgroups"
 	"hull/internal/oci/seccomp"
 )
 
@@ -27,6 +28,10 @@ type ExecOptions struct {
 // process executes (its exit status comes from Process.Wait: it is a child
 // of the caller).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecOptions) (retProc *os.Process, retErr error) {
+	// The host's cgroup mounts, needed to join the container's cgroups,
+	// are read, and the migration's RCU wait started (PrimeMigration),
+	// while the state is loaded and the helper spawned.
+	go cgroups.PrimeMigration()
 	s, err := r.loadSaved(id)
 	if err != nil {
 		return nil, err

@@ -340,13 +340,9 @@ func (r *Runtime) Processes(id string) ([]int, error) {
 // directory per v1 hierarchy (named like the host's mount point), and the
 // cgroup2 directory (the whole mount on a unified host, "unified" on a
 // hybrid one).
-func cgroupBinds(m cgroups.Manager) []cgroupBind {
+func cgroupBinds(m cgroups.Manager, mounts []string) []cgroupBind {
 	seen := map[string]bool{}
 	var out []cgroupBind
-	mounts, err := mountPoints()
-	if err != nil {
-		return nil
-	}
 	for key, dir := range m.Paths() {
 		mp := longestPrefix(mounts, dir)
 		if seen[mp] {
@@ -363,4 +359,30 @@ func cgroupBinds(m cgroups.Manager) []cgroupBind {
 		out = append(out, cgroupBind{Name: name, Dir: dir, V2: key == ""})
 	}
 	return out
+}
+
+// hostMounts reads what create needs from the host's mount table (the
+// cgroup hierarchies and the mount points, two mountinfo parses) in the
+// background, and primes the cgroup migration: it runs while the spec is
+// decoded and the init is spawned, instead of between the spawn and the
+// config the init waits for. The returned function waits for the mount
+// points.
+func hostMounts() func() ([]string, error) {
+	type res struct {
+		mps []string
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		cgroups.Mode() // reads and caches the host's cgroup mounts
+		mps, err := mountPoints()
+		ch <- res{mps, err}
+	}()
+	// The RCU grace period the init's cgroup migration waits for starts
+	// now, in parallel with the spec decoding and the spawn.
+	go cgroups.PrimeMigration()
+	return func() ([]string, error) {
+		r := <-ch
+		return r.mps, r.err
+	}
 }
