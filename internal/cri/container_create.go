@@ -50,6 +50,12 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	if err != nil {
 		return nil, err
 	}
+	for _, m := range cfg.GetMounts() {
+		if m.GetRecursiveReadOnly() && !supportsRRO(h) {
+			return nil, fmt.Errorf("create container %q: mount %q: runtime handler %q does not support recursive read-only mounts: %w",
+				md.Name, m.GetContainerPath(), handler, errdefs.ErrInvalidArgument)
+		}
+	}
 	img, err := s.opts.Images.Get(ref)
 	if err != nil {
 		return nil, fmt.Errorf("create container %q: image %q: %w", md.Name, ref, err)

@@ -347,6 +347,11 @@ func (s *Service) addCRIMounts(spec *specs.Spec, in specInput) error {
 		}
 		if m.Readonly {
 			opts = append(opts, "ro")
+			if m.RecursiveReadOnly {
+				// Applied after the bind with mount_setattr(AT_RECURSIVE), so
+				// submounts of the host path are read-only too.
+				opts = append(opts, "rro")
+			}
 		} else {
 			opts = append(opts, "rw")
 		}

@@ -219,6 +219,14 @@ func validateMount(i int, m *runtimeapi.Mount) error {
 	if filepath.Clean(c) == "/" {
 		return invalidf("mount %q: cannot mount over the container's root", c)
 	}
+	// A recursive read-only mount must be read-only itself, and private:
+	// mounts propagated in later would arrive writable.
+	if m.GetRecursiveReadOnly() && !m.GetReadonly() {
+		return invalidf("mount %q: recursive_read_only needs readonly", c)
+	}
+	if m.GetRecursiveReadOnly() && m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
+		return invalidf("mount %q: recursive_read_only needs private propagation, not %s", c, m.GetPropagation())
+	}
 	if m.GetImage() != nil {
 		return noNUL(fmt.Sprintf("mounts[%d].image_sub_path", i), m.GetImageSubPath())
 	}

@@ -2,10 +2,18 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"hull/internal/runtime"
 )
 
 const (
@@ -45,10 +53,13 @@ func (s *Service) Status(_ context.Context, r *runtimeapi.StatusRequest) (*runti
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	feat := &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: false, UserNamespaces: false}
-	resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: feat})
+	feat := func(n string) *runtimeapi.RuntimeHandlerFeatures {
+		h, _, err := s.handler(n)
+		return &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: err == nil && supportsRRO(h), UserNamespaces: false}
+	}
+	resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: feat("")})
 	for _, n := range names {
-		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: n, Features: feat})
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: n, Features: feat(n)})
 	}
 	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: false}
 	if r.GetVerbose() {
@@ -80,4 +91,45 @@ func (s *Service) cgroupDriver() string {
 		return "systemd"
 	}
 	return "cgroupfs"
+}
+
+// rroSupport caches, per runtime binary, whether the handler applies the
+// OCI "rro" mount option: Status is polled often and asking an OCI runtime
+// means running `RUNTIME features`.
+var rroSupport struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// supportsRRO says whether containers of h can get recursive read-only
+// mounts: hullrt needs mount_setattr(2) (Linux 5.12); an OCI runtime must
+// list "rro" among the mount options of `features` (runc ≥ 1.1).
+func supportsRRO(h runtime.Handler) bool {
+	info := h.Info()
+	key := info.Type + ":" + info.Path
+	rroSupport.mu.Lock()
+	defer rroSupport.mu.Unlock()
+	if v, ok := rroSupport.m[key]; ok {
+		return v
+	}
+	var v bool
+	if info.Type == "hullrt" {
+		// An invalid fd tells "implemented" (EBADF) from ENOSYS without
+		// touching any mount.
+		err := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{})
+		v = !errors.Is(err, unix.ENOSYS)
+	} else if info.Path != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := exec.CommandContext(ctx, info.Path, "features").Output()
+		cancel()
+		var f struct {
+			MountOptions []string `json:"mountOptions"`
+		}
+		v = err == nil && json.Unmarshal(out, &f) == nil && slices.Contains(f.MountOptions, "rro")
+	}
+	if rroSupport.m == nil {
+		rroSupport.m = map[string]bool{}
+	}
+	rroSupport.m[key] = v
+	return v
 }
