@@ -58,8 +58,12 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 			u.AdditionalGids = append(u.AdditionalGids, g)
 		}
 	}
-	for _, g := range eu.Sgids {
-		add(uint32(g))
+	// Strict (KEP-3619) keeps exactly the request's groups: memberships the
+	// image's /etc/group grants the user are what it guards against.
+	if sc.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict {
+		for _, g := range eu.Sgids {
+			add(uint32(g))
+		}
 	}
 	for _, g := range sc.GetSupplementalGroups() {
 		add(uint32(g))

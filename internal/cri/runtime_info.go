@@ -61,7 +61,7 @@ func (s *Service) Status(_ context.Context, r *runtimeapi.StatusRequest) (*runti
 	for _, n := range names {
 		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: n, Features: feat(n)})
 	}
-	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: false}
+	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
 	if r.GetVerbose() {
 		resp.Info = map[string]string{"defaultRuntime": s.opts.DefaultHandler, "cgroupDriver": s.cgroupDriver()}
 	}
