@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/errdefs"
+	"hull/internal/oci/cgroups"
 )
 
 // ErrRuntime classes a runtime command's failure that fits no errdefs class
@@ -250,8 +251,15 @@ func (o *OCI) Stats(ctx context.Context, id string) (*Stats, error) {
 	if err := json.Unmarshal(out, &ev); err != nil {
 		return nil, fmt.Errorf("%s events --stats %s: bad output: %w", o.info.Name, id, err)
 	}
+	// runc's stats JSON is libcontainer's, whose field names hull's
+	// cgroups.Stats shares: the full snapshot feeds the CRI metrics.
+	var full struct {
+		Data *cgroups.Stats `json:"data"`
+	}
+	_ = json.Unmarshal(out, &full)
 	m := ev.Data.Memory
 	s := &Stats{
+		Cgroup:            full.Data,
 		CPUUsageNanos:     ev.Data.CPU.Usage.Total,
 		MemoryUsageBytes:  m.Usage.Usage,
 		PidsCurrent:       ev.Data.Pids.Current,
