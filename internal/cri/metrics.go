@@ -122,7 +122,8 @@ func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtimeapi.ListP
 		_ = unmarshal(sb.Config, cfg)
 		pm := &runtimeapi.PodSandboxMetrics{PodSandboxId: sb.ID}
 		ms := &metricSet{now: nowNanos(), base: []string{sb.ID, cfg.GetMetadata().GetName(), ""}}
-		if sb.PausePID > 0 {
+		// A stopped pod's pause pid may have been reused by now.
+		if sb.State == store.SandboxReady && sb.PausePID > 0 {
 			addNetworkMetrics(ms, sb.PausePID)
 		}
 		pm.Metrics = ms.out
