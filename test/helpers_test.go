@@ -30,7 +30,7 @@ func harnessDir() string {
 	return "/tmp/hull-harness"
 }
 
-// binDir holds hulld, hull-monitor and hull-pause, built once by TestMain.
+// binDir holds hulld, hull-monitor, hull-pause and hullrt, built once by TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir+"/", "hull/cmd/hulld", "hull/cmd/hull-monitor", "hull/cmd/hull-pause")
+	build := exec.Command("go", "build", "-o", dir+"/", "hull/cmd/hulld", "hull/cmd/hull-monitor", "hull/cmd/hull-pause", "hull/cmd/hullrt")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Println("e2e: build failed:", err)

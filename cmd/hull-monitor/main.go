@@ -7,12 +7,8 @@ import (
 	"os"
 
 	"hull/internal/monitor"
-	"hull/internal/oci"
 )
 
 func main() {
-	// For runtime type "hullrt" this binary is re-executed as the container
-	// init: that must happen before anything else runs.
-	oci.MaybeInit()
 	os.Exit(monitor.Main(os.Args))
 }

@@ -48,6 +48,12 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	// The hullrt runtime type runs the hullrt binary that sits next to the monitor.
+	if out, err := exec.Command(goBin, "build", "-o", filepath.Join(dir, "hullrt"), "hull/cmd/hullrt").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build hullrt: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

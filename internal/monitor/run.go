@@ -30,9 +30,6 @@ func Main(args []string) int {
 	// fds 0-3 are ours (stdio, sync pipe or error pipe); anything else open
 	// without close-on-exec leaked from hulld's own environment.
 	closeInheritedFDs(syncFD + 1)
-	if len(args) > 1 && args[1] == hullrtCreateArg {
-		return hullrtCreateMain(args[2:])
-	}
 	// The monitor idles for the container's lifetime: one P and a GC that
 	// runs often keep its heap and RSS at the minimum.
 	runtime.GOMAXPROCS(1)

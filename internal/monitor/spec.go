@@ -4,7 +4,7 @@
 // The monitor (cmd/hull-monitor) is started by Spawn in its own session, so it
 // survives hulld being killed. It becomes a child subreaper and runs the
 // runtime's create: `RUNTIME create` for type "oci", or for type "hullrt"
-// this same binary re-executed as a create helper on hull/internal/oci. Either
+// `hullrt create` with the hullrt binary next to this one. Either
 // way the creating process exits and the container's init is re-parented to
 // the monitor, which reaps it; the runtime's work never grows the monitor's
 // own heap. The container's stdio are pipes (or a pty received on a console
@@ -44,7 +44,8 @@ import (
 
 // Runtime types a Spec can name.
 const (
-	// RuntimeHullrt creates the container in-process with hull/internal/oci.
+	// RuntimeHullrt creates the container with hull's runtime: the hullrt
+	// binary next to hull-monitor (hulld drives it in-process afterwards).
 	RuntimeHullrt = "hullrt"
 	// RuntimeOCI runs a runc-compatible binary (RuntimePath).
 	RuntimeOCI = "oci"
