@@ -9,28 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-15}; PODS=${PODS:-30}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
+source hack/lib.sh
 H=${HARNESS_DIR:-/tmp/hull-harness}; export HARNESS_DIR=$H
 OUT=${OUT:-/tmp/hull-bench-hulld}; rm -rf "$OUT"; mkdir -p "$OUT/bin"
 D=$OUT/hulld; mkdir -p "$D/cni" "$D/logs"
 IMG=127.0.0.1:5000/e2e-test-images/busybox:1.29-2
 export PATH=/usr/local/go/bin:$PATH
-go build -o "$OUT/bin/" ./cmd/hulld ./cmd/hull-monitor ./cmd/hull-pause
-cat > "$D/cni/10-bench.conflist" <<J
-{"cniVersion":"1.0.0","name":"hull-bench","plugins":[{"type":"bridge","bridge":"hbench0","isGateway":true,"ipMasq":false,
-"ipam":{"type":"host-local","ranges":[[{"subnet":"10.229.1.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$D/ipam"}},
-{"type":"portmap","capabilities":{"portMappings":true}}]}
-J
-cat > "$D/hull.toml" <<T
-[registry]
-insecure = ["127.0.0.1:5000"]
-[registry.mirrors]
-"registry.k8s.io" = ["http://127.0.0.1:5000"]
-"k8s.gcr.io" = ["http://127.0.0.1:5000"]
-"gcr.io" = ["http://127.0.0.1:5000"]
-"public.ecr.aws" = ["http://127.0.0.1:5000"]
-[cni]
-conf_dir = "$D/cni"
-T
+go build -o "$OUT/bin/" ./cmd/hulld ./cmd/hull-monitor ./cmd/hull-pause ./cmd/hullrt
+hull_test_config "$D" bench "hbench0" "10.229.1.0/24"
 HSOCK=$D/hull.sock; CSOCK=$H/containerd.sock
 crictl() { "$H/bin/crictl" --config /dev/null -r "unix://$1" -i "unix://$1" --timeout 120s "${@:2}" 2>>"$OUT/crictl.err"; }
 HPID=

@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
+source hack/lib.sh
 H=${HARNESS_DIR:-/tmp/hull-harness}
 D=$(mktemp -d /tmp/hull-conformance.XXXX)
 SOCK=$D/hull.sock BR=hullconf0
@@ -27,22 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$D/cni"
-cat > "$D/cni/10-conformance.conflist" <<J
-{"cniVersion":"1.0.0","name":"hull-conformance","plugins":[{"type":"bridge","bridge":"$BR","isGateway":true,"ipMasq":false,
-"ipam":{"type":"host-local","ranges":[[{"subnet":"$SUBNET"}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"$D/ipam"}},
-{"type":"portmap","capabilities":{"portMappings":true}}]}
-J
-cat > "$D/hull.toml" <<T
-[registry]
-insecure = ["127.0.0.1:5000"]
-[registry.mirrors]
-"registry.k8s.io" = ["http://127.0.0.1:5000"]
-"k8s.gcr.io" = ["http://127.0.0.1:5000"]
-"gcr.io" = ["http://127.0.0.1:5000"]
-"public.ecr.aws" = ["http://127.0.0.1:5000"]
-[cni]
-conf_dir = "$D/cni"
-T
+hull_test_config "$D" conformance "$BR" "$SUBNET"
 setsid bin/hulld --config "$D/hull.toml" --listen "unix://$SOCK" --root "$D/root" --state "$D/state" >"$D/hulld.log" 2>&1 </dev/null &
 HPID=$!
 for _ in $(seq 100); do crictl_ version >/dev/null 2>&1 && break; sleep 0.1; done
