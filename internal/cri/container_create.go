@@ -134,14 +134,8 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }
 
-// spawnOp is a monitor being started; done closes when Spawn returned.
-type spawnOp struct {
-	done chan struct{}
-	err  error
-}
-
 func (s *Service) spawnAsync(c *store.Container, info runtime.Info, cfg *runtimeapi.ContainerConfig) {
-	op := &spawnOp{done: make(chan struct{})}
+	op := &bgOp{done: make(chan struct{})}
 	s.mu.Lock()
 	s.spawns[c.ID] = op
 	s.mu.Unlock()
@@ -175,18 +169,7 @@ func (s *Service) spawnAsync(c *store.Container, info runtime.Info, cfg *runtime
 // waitSpawn waits for a container's background create (if any) and
 // returns its error.
 func (s *Service) waitSpawn(ctx context.Context, id string) error {
-	s.mu.Lock()
-	op := s.spawns[id]
-	s.mu.Unlock()
-	if op == nil {
-		return nil
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.waitOp(ctx, s.spawns, id)
 }
 
 func trimNL(b []byte) []byte {

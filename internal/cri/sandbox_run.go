@@ -148,13 +148,6 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 
-// netOp is a pod's CNI ADD running in the background; done closes when it
-// finished, err is its failure.
-type netOp struct {
-	done chan struct{}
-	err  error
-}
-
 // setupNetworkAsync runs CNI ADD while the client goes on to create the
 // pod's containers: the namespaces exist already and creating a container
 // does not need the network. Everything that does (StartContainer,
@@ -162,7 +155,7 @@ type netOp struct {
 // waitNetwork. A failed ADD leaves the pod NOT_READY with the error as its
 // reason, which the kubelet answers by recreating the sandbox.
 func (s *Service) setupNetworkAsync(sb *store.Sandbox, cfg *runtimeapi.PodSandboxConfig) {
-	op := &netOp{done: make(chan struct{})}
+	op := &bgOp{done: make(chan struct{})}
 	s.mu.Lock()
 	s.netOps[sb.ID] = op
 	s.mu.Unlock()
@@ -190,18 +183,7 @@ func (s *Service) setupNetworkAsync(sb *store.Sandbox, cfg *runtimeapi.PodSandbo
 // waitNetwork waits for the pod's background CNI ADD, if one runs, and
 // returns its error.
 func (s *Service) waitNetwork(ctx context.Context, id string) error {
-	s.mu.Lock()
-	op := s.netOps[id]
-	s.mu.Unlock()
-	if op == nil {
-		return nil
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.waitOp(ctx, s.netOps, id)
 }
 
 func podMeta(sb *store.Sandbox) network.PodMeta {

@@ -73,8 +73,8 @@ type Service struct {
 	mu       sync.Mutex
 	monitors map[string]*monitor.Handle // container id → live monitor
 	watches  map[string]*exitWatch      // container id → its exit watcher
-	spawns   map[string]*spawnOp        // container id → its background create
-	netOps   map[string]*netOp          // sandbox id → its background CNI ADD
+	spawns   map[string]*bgOp           // container id → its background create
+	netOps   map[string]*bgOp           // sandbox id → its background CNI ADD
 	pauses   map[string]*os.Process     // sandbox id → pause process this hulld started
 
 	stream  *streamServer // nil until startStreaming
@@ -106,7 +106,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		opts: o, log: o.Logger, store: st, events: newBroadcaster(),
 		monitors: map[string]*monitor.Handle{}, watches: map[string]*exitWatch{},
-		spawns: map[string]*spawnOp{}, netOps: map[string]*netOp{},
+		spawns: map[string]*bgOp{}, netOps: map[string]*bgOp{},
 		pauses: map[string]*os.Process{}, ctx: ctx, cancel: cancel,
 	}
 	s.recover()
