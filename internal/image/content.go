@@ -44,22 +44,7 @@ func (s *Store) writeBlob(dgst string, b []byte) error {
 	if exists(p) {
 		return nil
 	}
-	f, err := os.CreateTemp(s.path("tmp"), "blob-")
-	if err != nil {
-		return fmt.Errorf("store blob %s: %w", dgst, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
+	if err := writeViaTemp(s.path("tmp"), "blob-", p, b); err != nil {
 		return fmt.Errorf("store blob %s: %w", dgst, err)
 	}
 	return nil

@@ -178,9 +178,23 @@ func writeFileRename(p string, b []byte) error {
 
 func writeFileAtomic(p string, b []byte) error {
 	dir := filepath.Dir(p)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(p))
-	if err != nil {
+	if err := writeViaTemp(dir, ".tmp-"+filepath.Base(p), p, b); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// writeViaTemp writes b to a new temp file in tmpDir (named after pattern),
+// syncs it and renames it to p, so p is either absent or complete. The
+// temp file is removed on failure.
+func writeViaTemp(tmpDir, pattern, p string, b []byte) error {
+	f, err := os.CreateTemp(tmpDir, pattern)
+	if err != nil {
+		return err
 	}
 	_, err = f.Write(b)
 	if err == nil {
@@ -194,13 +208,8 @@ func writeFileAtomic(p string, b []byte) error {
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", p, err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+	return err
 }
 
 // commitRecord stores r, merging it with an existing record of the same ID
