@@ -89,12 +89,24 @@ func (s *Service) pauseBinary() (string, error) {
 	if have, err := os.ReadFile(p); err == nil && bytes.Equal(have, want) {
 		return p, nil
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, want, 0o500); err != nil {
+	// A temp file of its own per caller: pods started at once all get here
+	// on a fresh state dir, and each rename installs a complete program.
+	f, err := os.CreateTemp(s.opts.State, ".pause-")
+	if err != nil {
 		return "", fmt.Errorf("write pause program: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+	_, err = f.Write(want)
+	if err == nil {
+		err = f.Chmod(0o500)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return "", fmt.Errorf("write pause program: %w", err)
 	}
 	return p, nil
