@@ -51,6 +51,10 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 		return nil, err
 	}
 	for _, m := range cfg.GetMounts() {
+		if (len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0) && !s.usernsSupport(h).idmap {
+			return nil, fmt.Errorf("create container %q: mount %q: runtime handler %q does not support idmapped mounts: %w",
+				md.Name, m.GetContainerPath(), handler, errdefs.ErrInvalidArgument)
+		}
 		if m.GetRecursiveReadOnly() && !supportsRRO(h) {
 			return nil, fmt.Errorf("create container %q: mount %q: runtime handler %q does not support recursive read-only mounts: %w",
 				md.Name, m.GetContainerPath(), handler, errdefs.ErrInvalidArgument)
@@ -95,7 +99,13 @@ func (s *Service) CreateContainer(ctx context.Context, r *runtimeapi.CreateConta
 		return nil, fmt.Errorf("create container %q: rootfs: %w", md.Name, err)
 	}
 	t.step("prepare")
-	if err := rf.Mount(rootfs); err != nil {
+	if p := sb.Namespaces["user"]; p != "" {
+		uid, gid := podRootIDs(sbCfg)
+		err = rf.MountIDMapped(rootfs, p, uid, gid)
+	} else {
+		err = rf.Mount(rootfs)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("create container %q: mount rootfs: %w", md.Name, err)
 	}
 	t.step("mount")

@@ -153,6 +153,15 @@ func (s *Service) buildSpec(in specInput) (*specs.Spec, error) {
 		spec.Process.OOMScoreAdj = &adj
 	}
 	spec.Linux.Namespaces = s.namespaces(in.sb, sc)
+	podNS := in.sbCfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if err := checkContainerUserns(podNS, sc.GetNamespaceOptions()); err != nil {
+		return nil, err
+	}
+	if uids, gids, err := podUserns(podNS); err == nil && uids != nil {
+		// Joined by path, with the same mappings: runc wants them to know
+		// the container's root; hullrt checks they match the namespace.
+		spec.Linux.UIDMappings, spec.Linux.GIDMappings = ociMaps(uids), ociMaps(gids)
+	}
 	spec.Mounts = defaultMounts(in.sb, privileged)
 	if privileged {
 		spec.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
@@ -225,7 +234,7 @@ func (s *Service) namespaces(sb *store.Sandbox, sc *runtimeapi.LinuxContainerSec
 	for _, k := range []struct {
 		kind string
 		typ  specs.LinuxNamespaceType
-	}{{"net", specs.NetworkNamespace}, {"ipc", specs.IPCNamespace}, {"uts", specs.UTSNamespace}} {
+	}{{"user", specs.UserNamespace}, {"net", specs.NetworkNamespace}, {"ipc", specs.IPCNamespace}, {"uts", specs.UTSNamespace}} {
 		if p := sb.Namespaces[k.kind]; p != "" {
 			ns = append(ns, specs.LinuxNamespace{Type: k.typ, Path: p})
 		}
@@ -355,7 +364,10 @@ func (s *Service) addCRIMounts(spec *specs.Spec, in specInput) error {
 		} else {
 			opts = append(opts, "rw")
 		}
-		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: src, Options: opts})
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: filepath.Clean(m.ContainerPath), Type: "bind", Source: src, Options: opts,
+			// The kubelet maps a user-namespaced pod's volumes: an idmapped
+			// bind (runtime-spec 1.2) shows host files owned by the pod's ids.
+			UIDMappings: criMountMaps(m.GetUidMappings()), GIDMappings: criMountMaps(m.GetGidMappings())})
 	}
 	return nil
 }

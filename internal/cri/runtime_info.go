@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -55,7 +56,11 @@ func (s *Service) Status(_ context.Context, r *runtimeapi.StatusRequest) (*runti
 	sort.Strings(names)
 	feat := func(n string) *runtimeapi.RuntimeHandlerFeatures {
 		h, _, err := s.handler(n)
-		return &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: err == nil && supportsRRO(h), UserNamespaces: false}
+		if err != nil {
+			return &runtimeapi.RuntimeHandlerFeatures{}
+		}
+		u := s.usernsSupport(h)
+		return &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: supportsRRO(h), UserNamespaces: u.join && u.idmap}
 	}
 	resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtimeapi.RuntimeHandler{Name: "", Features: feat("")})
 	for _, n := range names {
@@ -63,7 +68,7 @@ func (s *Service) Status(_ context.Context, r *runtimeapi.StatusRequest) (*runti
 	}
 	resp.Features = &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true}
 	if r.GetVerbose() {
-		resp.Info = map[string]string{"defaultRuntime": s.opts.DefaultHandler, "cgroupDriver": s.cgroupDriver()}
+		resp.Info = map[string]string{"defaultRuntime": s.opts.DefaultHandler, "cgroupDriver": s.cgroupDriver(), "config": s.infoConfig()}
 	}
 	return resp, nil
 }
@@ -132,4 +137,21 @@ func supportsRRO(h runtime.Handler) bool {
 	}
 	rroSupport.m[key] = v
 	return v
+}
+
+// infoConfig is Status's verbose "config": containerd's keys where hull
+// has the same thing. stateDir holds the containers' upper and work dirs,
+// inside the image store whose filesystem the idmapped layers live on
+// (critest probes idmapped mounts on its parent).
+func (s *Service) infoConfig() string {
+	cfg := map[string]any{
+		"rootDir": s.opts.Root, "defaultRuntimeName": s.opts.DefaultHandler, "cgroupDriver": s.cgroupDriver(),
+	}
+	if s.opts.Images != nil {
+		cfg["stateDir"] = filepath.Join(s.opts.Images.Root(), "rootfs")
+	} else {
+		cfg["stateDir"] = s.opts.State
+	}
+	b, _ := json.Marshal(cfg)
+	return string(b)
 }

@@ -62,13 +62,14 @@ func writeHostname(dir, hostname string) error {
 	return os.WriteFile(hostnamePath(dir), []byte(hostname+"\n"), 0o644)
 }
 
-// mountShm gives a pod with its own IPC namespace its own /dev/shm.
-func mountShm(dir string) error {
+// mountShm gives a pod with its own IPC namespace its own /dev/shm, owned
+// by the pod's root (host uid/gid; 0 without a user namespace).
+func mountShm(dir string, uid, gid int) error {
 	p := shmPath(dir)
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return fmt.Errorf("create shm dir: %w", err)
 	}
-	if err := unix.Mount("shm", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+	if err := unix.Mount("shm", p, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=65536k,uid=%d,gid=%d", uid, gid)); err != nil {
 		return fmt.Errorf("mount shm tmpfs on %s: %w", p, err)
 	}
 	return nil

@@ -26,11 +26,18 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if md == nil || md.Name == "" {
 		return nil, fmt.Errorf("run pod sandbox: metadata.name is required: %w", errdefs.ErrInvalidArgument)
 	}
-	_, handler, err := s.handler(r.GetRuntimeHandler())
+	h, handler, err := s.handler(r.GetRuntimeHandler())
 	if err != nil {
 		return nil, err
 	}
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	uids, gids, err := podUserns(nsOpts)
+	if err != nil {
+		return nil, fmt.Errorf("run pod sandbox: %w", err)
+	}
+	if uids != nil && !s.usernsSupport(h).join {
+		return nil, fmt.Errorf("run pod sandbox: runtime handler %q cannot join a pod user namespace: %w", handler, errdefs.ErrInvalidArgument)
+	}
 	hostNet := nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE
 	// Like containerd: a pod without a hostname (the kubelet always sends
 	// one) and every host-network pod gets the node's name.
@@ -84,6 +91,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if err := writeHostname(sb.Dir, hostname); err != nil {
 		return nil, fmt.Errorf("run pod sandbox: hostname: %w", err)
 	}
+	rootUID, rootGID := podRootIDs(cfg)
+	if uids != nil {
+		if err := chownPodFiles(sb.Dir, rootUID, rootGID); err != nil {
+			return nil, fmt.Errorf("run pod sandbox: %w", err)
+		}
+	}
 	t.step("files")
 	var kinds []string
 	if !hostNet {
@@ -92,7 +105,13 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
 		kinds = append(kinds, "ipc")
 	}
-	if len(kinds) > 0 {
+	if uids != nil {
+		// One clone makes them all, owned by the user namespace.
+		err := s.pinUsernsPod(sb, uids, gids, hostname, nsOpts.GetPid() == runtimeapi.NamespaceMode_POD)
+		if err != nil {
+			return nil, fmt.Errorf("run pod sandbox: user namespace: %w", err)
+		}
+	} else if len(kinds) > 0 {
 		utsName := hostname
 		if hostNet {
 			utsName = "" // the host's uts namespace keeps the node's name
@@ -106,11 +125,11 @@ func (s *Service) RunPodSandbox(ctx context.Context, r *runtimeapi.RunPodSandbox
 	}
 	t.step("pin")
 	if nsOpts.GetIpc() != runtimeapi.NamespaceMode_NODE {
-		if err := mountShm(sb.Dir); err != nil {
+		if err := mountShm(sb.Dir, rootUID, rootGID); err != nil {
 			return nil, err
 		}
 	}
-	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD {
+	if nsOpts.GetPid() == runtimeapi.NamespaceMode_POD && uids == nil {
 		pid, start, path, err := s.startPause(sb)
 		if err != nil {
 			return nil, fmt.Errorf("run pod sandbox: pid namespace: %w", err)

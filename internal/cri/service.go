@@ -98,6 +98,15 @@ func New(o Options) (*Service, error) {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// The root of a user-namespaced container (a host uid that is not 0)
+	// must traverse to its bundle's rootfs: search, not read, for others.
+	for _, d := range []string{o.State, filepath.Join(o.State, "containers")} {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				return nil, fmt.Errorf("make %s searchable: %w", d, err)
+			}
+		}
+	}
 	st, err := store.Open(filepath.Join(o.Root, "meta.db"))
 	if err != nil {
 		return nil, err

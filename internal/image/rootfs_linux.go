@@ -27,6 +27,9 @@ type Rootfs struct {
 
 	// linkDir holds short symlinks for the legacy mount data fallback.
 	linkDir string
+	// root is the store's root, which holds every layer and the upper and
+	// work dirs (MountIDMapped clones it).
+	root string
 }
 
 // rootfsMeta is rootfs/<container id>/rootfs.json: it keeps the snapshots
@@ -92,7 +95,7 @@ func (s *Store) PrepareRootfs(containerID, imageID string) (*Rootfs, error) {
 	ok = true
 	return &Rootfs{
 		Lower: s.lowers(r.ChainIDs), Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"),
-		linkDir: s.path("l"),
+		linkDir: s.path("l"), root: s.root,
 	}, nil
 }
 
@@ -115,7 +118,7 @@ func (s *Store) Rootfs(containerID string) (*Rootfs, error) {
 		return nil, fmt.Errorf("rootfs of container %s: %v: %w", containerID, err, errdefs.ErrFailedPrecondition)
 	}
 	return &Rootfs{Lower: s.lowers(m.ChainIDs), Upper: filepath.Join(dir, "upper"),
-		Work: filepath.Join(dir, "work"), linkDir: s.path("l")}, nil
+		Work: filepath.Join(dir, "work"), linkDir: s.path("l"), root: s.root}, nil
 }
 
 // ListRootfs returns the IDs of containers that have a rootfs, so a daemon
