@@ -9,6 +9,7 @@ SHARED=${SHARED:-$(cd .. && pwd)/shared}
 source hack/lib.sh
 H=${HARNESS_DIR:-/tmp/hull-harness}
 D=$(mktemp -d /tmp/hull-conformance.XXXX)
+chmod 711 "$D" # user-namespaced containers (host uid 1000) traverse to their rootfs
 SOCK=$D/hull.sock BR=hullconf0
 # a /24 no other bridge on this machine routes (other test runs may hold theirs)
 for n in $(seq 1 250); do ip route | grep -q "^10\.229\.$n\.0/24 " || break; done
