@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +184,8 @@ func probeUserns(bin string, hullrt bool) usernsFeatures {
 		return usernsFeatures{}
 	}
 	var f struct {
-		Linux struct {
+		Annotations map[string]string `json:"annotations"`
+		Linux       struct {
 			Namespaces      []string `json:"namespaces"`
 			MountExtensions struct {
 				IDMap struct {
@@ -201,6 +203,14 @@ func probeUserns(bin string, hullrt bool) usernsFeatures {
 	}
 	if hullrt {
 		v.join = v.join && v.idmap
+	}
+	for k := range f.Annotations {
+		// gVisor lists both, but runs the pod in its own kernel: joining
+		// the host-side pod user namespace is not what it does, and it is
+		// not verified here.
+		if strings.HasPrefix(k, "dev.gvisor.") {
+			return usernsFeatures{}
+		}
 	}
 	return v
 }
