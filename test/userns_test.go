@@ -14,6 +14,9 @@ import (
 // tested end to end ("" is the default, hullrt).
 var usernsHandlers = []string{"runc"}
 
+// usernsIDMap: which of them make idmapped mounts (runc 1.1 does not).
+var usernsIDMap = map[string]bool{"": true, "hullrt": true}
+
 const usernsTOML = `[runtimes.hullrt]
 type = "hullrt"
 [runtimes.runc]
@@ -245,5 +248,53 @@ func TestUsernsBadInput(t *testing.T) {
 	}
 	if left := mountsUnderDir(d.dir); len(left) > 0 {
 		t.Fatalf("mounts left: %v", left)
+	}
+}
+
+// TestUsernsVolume: a volume with the kubelet's uid/gid mappings becomes an
+// idmapped bind mount: host root's files show as the pod's root's and
+// what the container's root writes lands as host root's. A handler that
+// cannot make idmapped mounts (runc 1.1) refuses it at CreateContainer.
+func TestUsernsVolume(t *testing.T) {
+	d := startUsernsHulld(t)
+	vol := filepath.Join(d.dir, "vol")
+	if err := os.Mkdir(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(vol, "host"), "from the host\n")
+	mapping := `[{"container_id":0,"host_id":1000,"length":100000}]`
+	mount := fmt.Sprintf(`"mounts":[{"container_path":"/vol","host_path":%q,"uidMappings":%s,"gidMappings":%s}]`, vol, mapping, mapping)
+	withMount := func(name, script string) string {
+		cj := usernsCtr(t, d, name, script)
+		b, _ := os.ReadFile(cj)
+		writeFile(t, cj, strings.Replace(string(b), `"log_path"`, mount+`,"log_path"`, 1))
+		return cj
+	}
+	for _, h := range usernsHandlers {
+		pod := usernsPod(t, d, "vol"+h)
+		p := d.crictl("runp", "--runtime", h, pod)
+		cj := withMount("v", "stat -c '%u:%g %n' /vol/host; echo c > /vol/from-"+h+"; stat -c '%u:%g %n' /vol/from-"+h)
+		if !usernsIDMap[h] {
+			if _, err := d.crictlErr("create", p, cj, pod); err == nil || !strings.Contains(err.Error(), "InvalidArgument") ||
+				!strings.Contains(err.Error(), "idmapped") {
+				t.Fatalf("handler %q without idmapped mounts: create gave %v", h, err)
+			}
+			continue
+		}
+		c := d.crictl("create", p, cj, pod)
+		d.crictl("start", c)
+		logf := filepath.Join(d.dir, "logs", "vol"+h, "v.log")
+		eventually(t, "volume container's output", func() bool {
+			b, _ := os.ReadFile(logf)
+			return strings.Contains(string(b), "/vol/from-")
+		})
+		b, _ := os.ReadFile(logf)
+		if !strings.Contains(string(b), "0:0 /vol/host") || !strings.Contains(string(b), "0:0 /vol/from-"+h) {
+			t.Fatalf("handler %q: owners inside the idmapped volume:\n%s", h, b)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(vol, "from-"+h), &st); err != nil || st.Uid != 0 || st.Gid != 0 {
+			t.Fatalf("handler %q: file written through the volume: %v, host owner %d:%d, want 0:0", h, err, st.Uid, st.Gid)
+		}
 	}
 }
