@@ -87,6 +87,10 @@ func oneMapping(field string, ms []*runtimeapi.IDMapping) ([]nsutil.IDMap, error
 // checkContainerUserns makes a container use its pod's user namespace
 // option: none (inherit) or the same mode and mappings.
 func checkContainerUserns(pod, ctr *runtimeapi.NamespaceOption) error {
+	if pod.GetUsernsOptions() != nil && pod.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD &&
+		ctr.GetPid() == runtimeapi.NamespaceMode_NODE {
+		return invalidf("security_context.namespace_options.pid NODE cannot be combined with the pod's user namespace")
+	}
 	c := ctr.GetUsernsOptions()
 	if c == nil {
 		return nil

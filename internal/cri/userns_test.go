@@ -72,6 +72,7 @@ func TestCheckContainerUserns(t *testing.T) {
 		{"node in a userns pod", podNS, node, false},
 		{"node in a host pod", nil, node, true},
 		{"userns in a host pod", nil, same, false},
+		{"host pid in a userns pod", podNS, &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_NODE}, false},
 	} {
 		err := checkContainerUserns(c.pod, c.ctr)
 		if (err == nil) != c.ok || (err != nil && !errdefs.IsInvalidArgument(err)) {
