@@ -86,9 +86,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		}
 	}
 	// The mount namespace last: after it the host paths are gone.
-	if raw == nil {
-		cfg.Join = append(cfg.Join, nsJoin{Type: specs.MountNamespace, Path: ns + "mnt"})
-	}
+	cfg.Join = append(cfg.Join, nsJoin{Type: specs.MountNamespace, Path: ns + "mnt"})
 	if spec.Linux.Seccomp != nil {
 		prog, err := seccomp.Compile(spec.Linux.Seccomp)
 		if err != nil {

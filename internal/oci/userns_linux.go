@@ -57,8 +57,7 @@ func needsRawFork(nss []specs.LinuxNamespace) bool {
 
 // rawNamespaceSetup is namespaceSetup for the raw fork: every namespace
 // given by path is opened (and its type checked) here, joined by the forked
-// child in spec order with the mount namespace last and the user
-// namespace after all of them (as host root the child may join any of
+// child in spec order with the user namespace after all of them (as host root the child may join any of
 // them; after the user namespace it could not); the new ones are created
 // by the init's clone inside the joined user namespace, except the cgroup
 // and time namespaces, which the init unshares itself as on the os/exec
@@ -71,7 +70,6 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		}
 	}()
 	hasMount, newUser := false, false
-	var mnt *nsFD
 	for _, ns := range spec.Linux.Namespaces {
 		flag := nsFlags[ns.Type]
 		hasMount = hasMount || ns.Type == specs.MountNamespace
@@ -92,18 +90,17 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		if err != nil {
 			return nil, err
 		}
-		j := nsFD{f: f, flag: flag, desc: string(ns.Type) + " namespace " + ns.Path}
 		switch ns.Type {
 		case specs.UserNamespace:
 			n.user = f
 		case specs.MountNamespace:
-			mnt = &j
+			// Joined by the init after execve (the runtime binary may
+			// need the host's dynamic loader); opened here for the check.
+			f.Close()
+			cfg.Join = append(cfg.Join, nsJoin{Type: ns.Type, Path: ns.Path})
 		default:
-			n.joins = append(n.joins, j)
+			n.joins = append(n.joins, nsFD{f: f, flag: flag, desc: string(ns.Type) + " namespace " + ns.Path})
 		}
-	}
-	if mnt != nil {
-		n.joins = append(n.joins, *mnt)
 	}
 	if !hasMount {
 		return nil, fmt.Errorf("linux.namespaces has no mount namespace; hull always needs one: %w", errdefs.ErrInvalidArgument)
@@ -370,9 +367,11 @@ var nsFiles = map[specs.LinuxNamespaceType]string{
 }
 
 // execRawNamespaces opens the namespaces of the container whose init is pid
-// for an exec through the raw fork: all of the container's, its pid
-// namespace for the exec'd process (pid_for_children of the joiner), the
-// mount namespace last and the user namespace after them.
+// for an exec through the raw fork: all of the container's but the mount
+// namespace, its pid namespace for the exec'd process (pid_for_children of
+// the joiner), the user namespace last. The helper joins the mount
+// namespace itself after execve (it holds the rights to in the joined user
+// namespace): the runtime binary may need the host's dynamic loader.
 func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces, retErr error) {
 	n := &rawNamespaces{}
 	defer func() {
@@ -381,10 +380,9 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 		}
 	}()
 	dir := "/proc/" + strconv.Itoa(pid) + "/ns/"
-	var mnt *nsFD
 	for _, ns := range nss {
 		file := nsFiles[ns.Type]
-		if file == "" {
+		if file == "" || ns.Type == specs.MountNamespace {
 			continue
 		}
 		f, err := os.OpenFile(dir+file, os.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -392,22 +390,11 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 			return nil, fmt.Errorf("open the container's %s namespace: %w", ns.Type, err)
 		}
 		j := nsFD{f: f, flag: nsFlags[ns.Type], desc: "the container's " + string(ns.Type) + " namespace"}
-		switch ns.Type {
-		case specs.UserNamespace:
+		if ns.Type == specs.UserNamespace {
 			n.user = f
-		case specs.MountNamespace:
-			mnt = &j
-		default:
+		} else {
 			n.joins = append(n.joins, j)
 		}
 	}
-	if mnt == nil {
-		f, err := os.OpenFile(dir+"mnt", os.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("open the container's mount namespace: %w", err)
-		}
-		mnt = &nsFD{f: f, flag: unix.CLONE_NEWNS, desc: "the container's mount namespace"}
-	}
-	n.joins = append(n.joins, *mnt)
 	return n, nil
 }

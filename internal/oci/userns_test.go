@@ -109,5 +109,61 @@ func TestJoinUserNamespace(t *testing.T) {
 	}
 }
 
-var _ = bytes.NewBuffer
-var _ = context.Background
+func TestNewUserNamespaceWithMappings(t *testing.T) {
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "cat /proc/self/uid_map; id -u; echo hello > /tmp/f && cat /tmp/f; ls /dev/null /sys/kernel >/dev/null && echo ok")
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings, spec.Linux.GIDMappings = testMapping, testMapping
+	out := runScript(t, bundle, spec)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || mapLine(lines[0]) != "0 1000 65536" || lines[1] != "0" || lines[2] != "hello" || lines[3] != "ok" {
+		t.Fatalf("output %q: want uid map 0 1000 65536, uid 0, a tmpfs write, /dev and /sys", out)
+	}
+}
+
+// TestExecJoinsUserNamespace: exec into containers whose user namespace is
+// joined by path or new sees the container's mapping.
+func TestExecJoinsUserNamespace(t *testing.T) {
+	pinned := pinNamespaces(t, 0)
+	for _, mode := range []string{"joined", "new"} {
+		t.Run(mode, func(t *testing.T) {
+			bundle, spec := userNSBundle(t, "/bin/sleep", "60")
+			if mode == "joined" {
+				setNamespace(spec, specs.UserNamespace, pinned["user"])
+			} else {
+				setNamespace(spec, specs.UserNamespace, "")
+				spec.Linux.UIDMappings, spec.Linux.GIDMappings = testMapping, testMapping
+			}
+			writeSpec(t, bundle, spec)
+			r := newRuntime(t)
+			ctx := context.Background()
+			id := "ux-" + mode
+			if err := r.Create(ctx, id, CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			w, done := pipeCollect(t, &buf)
+			p := *spec.Process
+			p.Args = []string{"/bin/sh", "-c", `cat /proc/self/uid_map; id -u
+				for f in user net mnt pid uts ipc; do [ "$(readlink /proc/self/ns/$f)" = "$(readlink /proc/1/ns/$f)" ] || echo "differs: $f"; done
+				exit 3`}
+			proc, err := r.Exec(ctx, id, &p, ExecOptions{Stdin: devNull(t), Stdout: w, Stderr: w})
+			w.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := proc.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			out := buf.String()
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if ps.ExitCode() != 3 || len(lines) != 2 || mapLine(lines[0]) != "0 1000 65536" || lines[1] != "0" {
+				t.Fatalf("exec exit %d, output %q: want 3, uid map 0 1000 65536, uid 0, every namespace the init's", ps.ExitCode(), out)
+			}
+		})
+	}
+}
