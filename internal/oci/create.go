@@ -112,6 +112,19 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	} else if sys, joinPid, err = namespaceSetup(spec, cfg); err != nil {
 		return nil, err
 	}
+	var mountFDs []*os.File
+	if hasIDMapped(spec.Mounts) {
+		var joined *os.File
+		if raw != nil {
+			joined = raw.user
+		}
+		im, err := prepareIDMapMounts(spec, bundle, joined)
+		if err != nil {
+			return nil, err
+		}
+		defer im.Close()
+		cfg.IDMapMounts, mountFDs = im.index, im.trees
+	}
 	if spec.Linux.Seccomp != nil {
 		prog, err := seccomp.Compile(spec.Linux.Seccomp)
 		if err != nil {
@@ -145,7 +158,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		defer console.Close()
 	}
 	so := spawnOptions{mode: "init", exe: r.initPath, preserve: o.PreserveFDs, fifo: fifo, console: console,
-		sys: sys, joinPidPath: joinPid, raw: raw}
+		sys: sys, joinPidPath: joinPid, raw: raw, mountFDs: mountFDs}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
 	if ch, err = spawn(so); err != nil {
 		return nil, err

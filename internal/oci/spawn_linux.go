@@ -37,6 +37,7 @@ type spawnOptions struct {
 	sys         *syscall.SysProcAttr
 	joinPidPath string         // setns into this pid namespace before the fork
 	raw         *rawNamespaces // start through the raw fork (userns_linux.go)
+	mountFDs    []*os.File     // idmapped mounts sent before the config (idmap_linux.go)
 }
 
 // spawn starts the child blocked on reading its config.
@@ -84,19 +85,26 @@ func spawn(o spawnOptions) (*child, error) {
 	if traceOn {
 		cmd.Env = append(cmd.Env, "HULLRT_TRACE=1")
 	}
-	if o.raw != nil {
-		proc, err := startRaw(cmd, o.raw, base+fdExe)
-		if err != nil {
-			parentEnd.Close()
-			return nil, fmt.Errorf("start container %s process: %w", o.mode, err)
-		}
-		return &child{proc: proc, sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}, nil
+	if len(o.mountFDs) > 0 {
+		cmd.Env = append(cmd.Env, envMountFDs+"="+strconv.Itoa(len(o.mountFDs)))
 	}
-	if err := startCmd(cmd, o.joinPidPath); err != nil {
+	c := &child{sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}
+	if o.raw != nil {
+		c.proc, err = startRaw(cmd, o.raw, base+fdExe)
+	} else if err = startCmd(cmd, o.joinPidPath); err == nil {
+		c.cmd, c.proc = cmd, cmd.Process
+	}
+	if err != nil {
 		parentEnd.Close()
 		return nil, fmt.Errorf("start container %s process: %w", o.mode, err)
 	}
-	return &child{cmd: cmd, proc: cmd.Process, sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}, nil
+	if len(o.mountFDs) > 0 {
+		if err := sendMountFDs(parentEnd, o.mountFDs); err != nil {
+			c.kill()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // startCmd starts cmd, first joining the pid namespace at pidns on a

@@ -167,3 +167,50 @@ func TestExecJoinsUserNamespace(t *testing.T) {
 		})
 	}
 }
+
+// TestIDMappedMount: in a joined user namespace, a file the container's
+// root creates in an idmapped bind mount lands as host uid 0 in the source,
+// and the source's root-owned files show as the container's root; without
+// the idmapping they belong to the overflow uid.
+func TestIDMappedMount(t *testing.T) {
+	pinned := pinNamespaces(t, 0)
+	for _, mode := range []string{"joined", "new"} {
+		t.Run(mode, func(t *testing.T) { testIDMappedMount(t, mode, pinned["user"]) })
+	}
+}
+
+func testIDMappedMount(t *testing.T, mode, userns string) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "old"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := t.TempDir()
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "stat -c %u /data/old /plain; touch /data/new && stat -c %u:%g /data/new")
+	if mode == "joined" {
+		setNamespace(spec, specs.UserNamespace, userns)
+	} else {
+		setNamespace(spec, specs.UserNamespace, "")
+		spec.Linux.UIDMappings, spec.Linux.GIDMappings = testMapping, testMapping
+	}
+	// Mount points must exist: the container's root cannot create them in
+	// a rootfs owned by the host's root.
+	for _, d := range []string{"data", "plain"} {
+		if err := os.Mkdir(filepath.Join(bundle, "rootfs", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec.Mounts = append(spec.Mounts,
+		specs.Mount{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}, UIDMappings: testMapping, GIDMappings: testMapping},
+		specs.Mount{Destination: "/plain", Type: "bind", Source: plain, Options: []string{"rbind", "ro"}})
+	out := runScript(t, bundle, spec)
+	if got := strings.Fields(out); len(got) != 3 || got[0] != "0" || got[1] != "65534" || got[2] != "0:0" {
+		t.Fatalf("output %q: want 0 (idmapped), 65534 (not), 0:0", out)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(src, "new"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 0 || st.Gid != 0 {
+		t.Fatalf("file created through the idmapped mount is %d:%d on the host, want 0:0", st.Uid, st.Gid)
+	}
+}
