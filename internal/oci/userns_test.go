@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,9 +11,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"hull/internal/errdefs"
 )
 
 // testMapping is the id range every user namespace in these tests maps:
@@ -102,7 +106,6 @@ func TestJoinUserNamespace(t *testing.T) {
 	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; echo hello > /tmp/f && cat /tmp/f; cat /proc/1/status | grep -c ^Pid")
 	setNamespace(spec, specs.UserNamespace, ns["user"])
 	out := runScript(t, bundle, spec)
-	t.Logf("%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 5 || mapLine(lines[0]) != "0 1000 65536" || mapLine(lines[1]) != "0 1000 65536" || lines[2] != "0" || lines[3] != "hello" {
 		t.Fatalf("output %q: want uid and gid map 0 1000 65536, uid 0, a tmpfs write", out)
@@ -212,5 +215,138 @@ func testIDMappedMount(t *testing.T, mode, userns string) {
 	}
 	if st.Uid != 0 || st.Gid != 0 {
 		t.Fatalf("file created through the idmapped mount is %d:%d on the host, want 0:0", st.Uid, st.Gid)
+	}
+}
+
+// TestUserNamespaceOwnsNetworkSysfs: a container joining a pod's user
+// namespace and the network, ipc and uts namespaces it owns mounts a sysfs
+// of its own (only lo in /sys/class/net) and sets its hostname; with a
+// network namespace the user namespace does not own, /sys is the host's
+// bound read-only.
+func TestUserNamespaceOwnsNetworkSysfs(t *testing.T) {
+	ns := pinNamespaces(t, unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWUTS)
+	script := "ls /sys/class/net | tr '\\n' ' '; echo; hostname; grep -c ' /sys ' /proc/self/mountinfo; mount -t sysfs | grep -c 'on /sys '"
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", script)
+	spec.Hostname = "podhost"
+	setNamespace(spec, specs.UserNamespace, ns["user"])
+	setNamespace(spec, specs.NetworkNamespace, ns["net"])
+	setNamespace(spec, specs.IPCNamespace, ns["ipc"])
+	setNamespace(spec, specs.UTSNamespace, ns["uts"])
+	out := runScript(t, bundle, spec)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 4 || strings.TrimSpace(lines[0]) != "lo" || lines[1] != "podhost" {
+		t.Fatalf("output %q: want only lo in the container's own sysfs and hostname podhost", out)
+	}
+
+	hostNet, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, spec = userNSBundle(t, "/bin/sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net | grep -vc '^lo$'; touch /sys/x 2>/dev/null || echo ro")
+	setNamespace(spec, specs.UserNamespace, ns["user"])
+	setNamespace(spec, specs.NetworkNamespace, "/proc/self/ns/net")
+	out = runScript(t, bundle, spec)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 3 || lines[0] != hostNet || lines[1] == "0" || lines[2] != "ro" {
+		t.Fatalf("output %q: want the host netns %s, its interfaces in a read-only /sys", out, hostNet)
+	}
+}
+
+// TestJoinTimeNamespace: a container joining a time namespace with a
+// boottime offset of 10^6 s sees it in /proc/uptime; the host does not.
+func TestJoinTimeNamespace(t *testing.T) {
+	needRoot(t)
+	cmd := exec.Command("unshare", "--time", "--boottime", "1000000", "/bin/busybox", "sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pin := filepath.Join(t.TempDir(), "time")
+	if err := os.WriteFile(pin, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// unshare sets the offset and then executes sleep, which enters the
+	// namespace: wait for that.
+	own, _ := os.Readlink("/proc/self/ns/time")
+	for i := 0; i < 1000; i++ {
+		if l, _ := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/ns/time"); l != own {
+			if c, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); strings.TrimSpace(string(c)) == "busybox" {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := unix.Mount("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/time", pin, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(pin, unix.MNT_DETACH) })
+	cmd.Process.Kill()
+	cmd.Wait()
+	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
+	up, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatalf("uptime %q: %v", out, err)
+	}
+	var si unix.Sysinfo_t
+	unix.Sysinfo(&si)
+	if up < 1000000 || int64(up) < si.Uptime+999000 {
+		t.Fatalf("uptime in the container %d, host %d: want the 10^6 s offset", up, si.Uptime)
+	}
+}
+
+func TestUserNamespaceBadInput(t *testing.T) {
+	ns := pinNamespaces(t, unix.CLONE_NEWNET)
+	r := newRuntime(t)
+	t.Cleanup(removeTestCgroups)
+	ctx := context.Background()
+	cg := "/hull-test/usernsbad"
+	other := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 2000, Size: 1000}}
+	cases := []struct {
+		name string
+		edit func(s *specs.Spec)
+		msg  string
+	}{
+		{"missing-path", func(s *specs.Spec) { setNamespace(s, specs.UserNamespace, "/no/such/userns") }, "/no/such/userns does not exist"},
+		{"wrong-type", func(s *specs.Spec) { setNamespace(s, specs.UserNamespace, ns["net"]) }, "is a network namespace, not a user namespace"},
+		{"not-a-namespace", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, "/etc/hostname") }, "is not a namespace file"},
+		{"other-mappings", func(s *specs.Spec) {
+			setNamespace(s, specs.UserNamespace, ns["user"])
+			s.Linux.UIDMappings, s.Linux.GIDMappings = other, other
+		}, "uidMappings given with a user namespace path do not match the namespace's (0 1000 65536)"},
+		{"mount-mappings-without-userns", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/tmp", Options: []string{"rbind"}, UIDMappings: testMapping, GIDMappings: testMapping})
+		}, "need a user namespace"},
+		{"idmap-not-bind", func(s *specs.Spec) {
+			setNamespace(s, specs.UserNamespace, ns["user"])
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "tmpfs", Source: "tmpfs", UIDMappings: testMapping, GIDMappings: testMapping})
+		}, "only supported on bind mounts"},
+		{"idmap-missing-source", func(s *specs.Spec) {
+			setNamespace(s, specs.UserNamespace, ns["user"])
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "bind", Source: "/no/such/src", Options: []string{"rbind", "idmap"}})
+		}, "/no/such/src"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bundle, spec := userNSBundle(t, "/bin/true")
+			spec.Linux.CgroupsPath = cg + "-" + c.name
+			c.edit(spec)
+			writeSpec(t, bundle, spec)
+			err := r.Create(ctx, c.name, CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)})
+			if err == nil {
+				t.Fatal("create succeeded")
+			}
+			if !errdefs.IsInvalidArgument(err) {
+				t.Errorf("error %v is not InvalidArgument", err)
+			}
+			if !strings.Contains(err.Error(), c.msg) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q should be one line containing %q", err, c.msg)
+			}
+			if _, err := os.Stat(filepath.Join(r.Root(), c.name)); !errors.Is(err, os.ErrNotExist) {
+				t.Error("state dir left behind")
+			}
+			for _, ctl := range []string{"memory", "pids", "cpu"} {
+				if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cg+"-"+c.name)); err == nil {
+					t.Errorf("cgroup %s left behind", ctl)
+				}
+			}
+		})
 	}
 }
