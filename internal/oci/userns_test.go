@@ -34,6 +34,8 @@ func pinNamespaces(t *testing.T, extra uintptr) map[string]string {
 		Cloneflags:  unix.CLONE_NEWUSER | extra,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1000, Size: 65536}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1000, Size: 65536}},
+		// Pods may use supplementary groups.
+		GidMappingsEnableSetgroups: true,
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -348,5 +350,42 @@ func TestUserNamespaceBadInput(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUserNamespaceProcessAndConsole: in a joined user namespace a
+// non-root user with supplementary groups runs as asked (setgroups,
+// setresgid, setresuid inside the mapping), rlimits apply, and a terminal
+// comes back over the console socket.
+func TestUserNamespaceProcessAndConsole(t *testing.T) {
+	ns := pinNamespaces(t, 0)
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "id -u; id -g; id -G; ulimit -n; tty")
+	setNamespace(spec, specs.UserNamespace, ns["user"])
+	spec.Process.User = specs.User{UID: 1234, GID: 1235, AdditionalGids: []uint32{2000}}
+	spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 512, Soft: 256}}
+	spec.Process.Terminal = true
+	writeSpec(t, bundle, spec)
+	sock, got := consoleServer(t)
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "ux-tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := r.Start(ctx, "ux-tty"); err != nil {
+		t.Fatal(err)
+	}
+	out := readPty(t, master, func() {
+		if _, err := r.Wait("ux-tty"); err != nil {
+			t.Error(err)
+		}
+	})
+	f := strings.Fields(out)
+	if len(f) < 6 || f[0] != "1234" || f[1] != "1235" || f[2] != "1235" || f[3] != "2000" || f[4] != "256" || f[5] != "/dev/pts/0" {
+		t.Fatalf("output %q: want uid 1234, gid 1235, groups 1235 2000, nofile 256, /dev/pts/0", out)
 	}
 }
