@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"hull/internal/oci"
 )
 
 func init() {
@@ -37,17 +43,28 @@ func init() {
 				return nil
 			})
 		}})
-	register(&command{name: "events", usage: "--stats ID  (one JSON stats event)",
+	register(&command{name: "events", usage: "[--stats] [--interval DURATION] ID  (--stats: one JSON stats event; else a stream of stats and oom events)",
 		flags: []flagDef{{name: "stats", isBool: true}, {name: "interval"}}, run: func(g *globals, f *flags) error {
 			return withID(g, f, "events", func(r runtimeT, id string) error {
-				if !f.bools["stats"] {
-					return fmt.Errorf("events: only --stats is supported")
+				if f.bools["stats"] {
+					st, err := r.Stats(id)
+					if err != nil {
+						return err
+					}
+					return printJSON(oci.Event{Type: "stats", ID: id, Data: st}, false)
 				}
-				st, err := r.Stats(id)
-				if err != nil {
-					return err
+				interval := 5 * time.Second
+				if v := f.values["interval"]; v != "" {
+					d, err := time.ParseDuration(v)
+					if err != nil || d <= 0 {
+						return fmt.Errorf("events: --interval %q is not a positive duration (like 5s)", v)
+					}
+					interval = d
 				}
-				return printJSON(map[string]any{"type": "stats", "id": id, "data": st}, false)
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				enc := json.NewEncoder(os.Stdout)
+				return r.Events(ctx, id, interval, func(e oci.Event) error { return enc.Encode(e) })
 			})
 		}})
 	register(&command{name: "update", usage: "[--resources FILE|-] [--memory N] [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpuset-cpus S] [--cpuset-mems S] [--pids-limit N] ID",

@@ -23,10 +23,10 @@ func featureSet() *features.Features {
 		OCIVersionMin: "1.0.0",
 		OCIVersionMax: specs.Version,
 		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
-		MountOptions: []string{"acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+		MountOptions: []string{"acl", "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap", "iversion",
 			"lazytime", "loud", "mand", "noacl", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand",
 			"norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "ratime", "rbind", "rdev", "rdiratime", "relatime",
-			"remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
+			"remount", "rexec", "ridmap", "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid",
 			"rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow",
 			"runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable"},
 		Linux: &features.Linux{
@@ -38,7 +38,7 @@ func featureSet() *features.Features {
 			Apparmor:        &features.Apparmor{Enabled: new(bool)},
 			Selinux:         &features.Selinux{Enabled: new(bool)},
 			IntelRdt:        &features.IntelRdt{Enabled: new(bool)},
-			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: new(bool)}},
+			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
 		},
 		Annotations: map[string]string{"org.opencontainers.runtime-spec.features.runtime": "hullrt " + version},
 	}

@@ -101,9 +101,29 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: terminal,
 		State: stateForHooks(s, specs.StateCreating, 0)}
-	sys, joinPid, err := namespaceSetup(spec, cfg)
-	if err != nil {
+	var sys *syscall.SysProcAttr
+	var joinPid string
+	var raw *rawNamespaces
+	if needsRawFork(spec.Linux.Namespaces) {
+		if raw, err = rawNamespaceSetup(spec, cfg); err != nil {
+			return nil, err
+		}
+		defer raw.Close()
+	} else if sys, joinPid, err = namespaceSetup(spec, cfg); err != nil {
 		return nil, err
+	}
+	var mountFDs []*os.File
+	if hasIDMapped(spec.Mounts) {
+		var joined *os.File
+		if raw != nil {
+			joined = raw.user
+		}
+		im, err := prepareIDMapMounts(spec, bundle, joined)
+		if err != nil {
+			return nil, err
+		}
+		defer im.Close()
+		cfg.IDMapMounts, mountFDs = im.index, im.trees
 	}
 	if spec.Linux.Seccomp != nil {
 		prog, err := seccomp.Compile(spec.Linux.Seccomp)
@@ -138,12 +158,12 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		defer console.Close()
 	}
 	so := spawnOptions{mode: "init", exe: r.initPath, preserve: o.PreserveFDs, fifo: fifo, console: console,
-		sys: sys, joinPidPath: joinPid}
+		sys: sys, joinPidPath: joinPid, raw: raw, mountFDs: mountFDs}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
 	if ch, err = spawn(so); err != nil {
 		return nil, err
 	}
-	pid := ch.cmd.Process.Pid
+	pid := ch.proc.Pid
 	s.Pid = pid
 	trace("create: init spawned")
 	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
@@ -218,9 +238,9 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		}
 	}
 	r.mu.Lock()
-	r.children[id] = ch.cmd.Process
+	r.children[id] = ch.proc
 	r.mu.Unlock()
-	return ch.cmd.Process, nil
+	return ch.proc, nil
 }
 
 // checkControllers refuses limits that no mounted controller can enforce

@@ -62,10 +62,19 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	ns := "/proc/" + strconv.Itoa(s.Pid) + "/ns/"
 	cfg := &initConfig{Mode: "exec", ID: id, Process: p, Console: p.Terminal, State: stateForHooks(s, specs.StateRunning, s.Pid)}
 	joinPid := ""
+	var raw *rawNamespaces
+	if hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
+		// setns(CLONE_NEWUSER) needs the raw fork; it joins them all.
+		if raw, err = execRawNamespaces(s.Pid, spec.Linux.Namespaces); err != nil {
+			return nil, fmt.Errorf("exec into %q: %w", id, err)
+		}
+		defer raw.Close()
+	}
 	for _, n := range spec.Linux.Namespaces {
+		if raw != nil {
+			break
+		}
 		switch n.Type {
-		case specs.UserNamespace:
-			return nil, fmt.Errorf("exec into a container with a user namespace is not supported: %w", errdefs.ErrNotImplemented)
 		case specs.PIDNamespace:
 			joinPid = ns + "pid"
 		default:
@@ -92,7 +101,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		}
 		defer console.Close()
 	}
-	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid}
+	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
 	ch, err := spawn(so)
 	if err != nil {
@@ -103,7 +112,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 			ch.kill()
 		}
 	}()
-	pid := ch.cmd.Process.Pid
+	pid := ch.proc.Pid
 	trace("exec: helper spawned")
 	// The helper joins the namespaces and prepares the process while the
 	// cgroup placement runs; it waits for "cgroups" before execve.
@@ -137,5 +146,5 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 			return nil, err
 		}
 	}
-	return ch.cmd.Process, nil
+	return ch.proc, nil
 }

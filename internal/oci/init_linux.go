@@ -38,6 +38,11 @@ func MaybeInit() {
 	closeLeakedFDs(base)
 	syncf := os.NewFile(uintptr(base+fdSync), "sync")
 	unix.CloseOnExec(base + fdSync)
+	trees, err := recvMountFDs(base + fdSync)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hullrt %s: %v\n", mode, err)
+		os.Exit(1)
+	}
 	var cfg initConfig
 	dec := json.NewDecoder(syncf)
 	if err := dec.Decode(&cfg); err != nil {
@@ -45,7 +50,7 @@ func MaybeInit() {
 		os.Exit(1)
 	}
 	trace(mode + ": config received")
-	c := &initProc{cfg: &cfg, base: base, sync: syncf, dec: dec, enc: json.NewEncoder(syncf)}
+	c := &initProc{cfg: &cfg, base: base, sync: syncf, dec: dec, enc: json.NewEncoder(syncf), trees: trees}
 	switch mode {
 	case "init":
 		err = c.runInit()
@@ -63,12 +68,13 @@ func MaybeInit() {
 
 // initProc is the state of the re-executed child while it sets up.
 type initProc struct {
-	cfg  *initConfig
-	base int
-	sync *os.File
-	dec  *json.Decoder
-	enc  *json.Encoder
-	tty  *os.File // pty slave when process.terminal
+	cfg   *initConfig
+	base  int
+	sync  *os.File
+	dec   *json.Decoder
+	enc   *json.Encoder
+	tty   *os.File   // pty slave when process.terminal
+	trees []*os.File // idmapped mounts, for cfg.IDMapMounts
 
 	cgroupsReady bool
 }
@@ -99,6 +105,15 @@ func (c *initProc) runInit() error {
 	}
 	rs := &rootfsSetup{rootfs: cfg.Rootfs, spec: spec, bundle: cfg.State.Bundle, cgroupBinds: cfg.CgroupBinds,
 		waitCgroups: c.waitCgroups}
+	if len(c.trees) != len(cfg.IDMapMounts) {
+		return fmt.Errorf("got %d idmapped mounts for %d idmapped mount entries", len(c.trees), len(cfg.IDMapMounts))
+	}
+	if len(c.trees) > 0 {
+		rs.idmapped = map[int]*os.File{}
+		for i, idx := range cfg.IDMapMounts {
+			rs.idmapped[idx] = c.trees[i]
+		}
+	}
 	trace("init: namespaces joined")
 	if err := rs.prepare(); err != nil {
 		return err

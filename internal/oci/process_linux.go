@@ -197,6 +197,9 @@ func switchUser(u specs.User, caps *specs.LinuxCapabilities) error {
 	if err := setgroups(gids); err != nil {
 		// A user namespace with setgroups denied keeps its one group.
 		if !(errors.Is(err, unix.EPERM) && len(gids) == 0) {
+			if b, rerr := os.ReadFile("/proc/self/setgroups"); rerr == nil && strings.TrimSpace(string(b)) == "deny" {
+				return fmt.Errorf("setgroups %v: the user namespace denies setgroups (/proc/PID/setgroups is deny): %w", gids, err)
+			}
 			return fmt.Errorf("setgroups %v: %w", gids, err)
 		}
 	}

@@ -34,6 +34,7 @@ type initConfig struct {
 	NewCgroupNS  bool                     `json:"newCgroupNS,omitempty"`
 	NewTimeNS    bool                     `json:"newTimeNS,omitempty"`
 	CgroupBinds  []cgroupBind             `json:"cgroupBinds,omitempty"`
+	IDMapMounts  []int                    `json:"idmapMounts,omitempty"` // spec.Mounts indexes of the idmapped mount fds, in order
 	Seccomp      []unix.SockFilter        `json:"seccomp,omitempty"`
 	SeccompFlags []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
 	ParentHooks  bool                     `json:"parentHooks,omitempty"` // parent runs createRuntime/prestart

@@ -24,8 +24,10 @@ type rootfsSetup struct {
 	spec        *specs.Spec
 	bundle      string
 	cgroupBinds []cgroupBind
-	waitCgroups func() error // the cgroup directories exist once it returns
-	root        *os.File     // O_PATH handle of the rootfs, for race-free lookups
+	waitCgroups func() error     // the cgroup directories exist once it returns
+	idmapped    map[int]*os.File // detached idmapped mounts by index in spec.Mounts
+	root        *os.File         // O_PATH handle of the rootfs, for race-free lookups
+	cur         *os.File         // idmapped tree of the mount being made, if any
 }
 
 // mountTarget is a mount point held as an O_PATH handle resolved inside the
@@ -114,7 +116,8 @@ func (r *rootfsSetup) prepare() error {
 			bindDev = true
 		}
 	}
-	for _, m := range r.spec.Mounts {
+	for i, m := range r.spec.Mounts {
+		r.cur = r.idmapped[i]
 		if err := r.mount(m); err != nil {
 			return err
 		}
@@ -304,7 +307,11 @@ func (r *rootfsSetup) mountFS(m specs.Mount, t *mountTarget, o parsedOpts) error
 }
 
 func (r *rootfsSetup) mountBind(src string, t *mountTarget, o parsedOpts) error {
-	if err := unix.Mount(src, t.path(), "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
+	if r.cur != nil {
+		if err := moveIDMapped(r.cur, t); err != nil {
+			return err
+		}
+	} else if err := unix.Mount(src, t.path(), "", unix.MS_BIND|(o.flags&unix.MS_REC), ""); err != nil {
 		return err
 	}
 	if rest := o.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT); rest != 0 {

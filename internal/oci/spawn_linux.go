@@ -16,7 +16,8 @@ import (
 
 // child is a re-executed init or exec helper with its sync channel.
 type child struct {
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd // nil when started by the raw fork
+	proc *os.Process
 	sync *os.File
 	dec  *json.Decoder
 	enc  *json.Encoder
@@ -34,7 +35,9 @@ type spawnOptions struct {
 	fifo        *os.File // init only
 	console     *os.File // optional
 	sys         *syscall.SysProcAttr
-	joinPidPath string // setns into this pid namespace before the fork
+	joinPidPath string         // setns into this pid namespace before the fork
+	raw         *rawNamespaces // start through the raw fork (userns_linux.go)
+	mountFDs    []*os.File     // idmapped mounts sent before the config (idmap_linux.go)
 }
 
 // spawn starts the child blocked on reading its config.
@@ -82,11 +85,26 @@ func spawn(o spawnOptions) (*child, error) {
 	if traceOn {
 		cmd.Env = append(cmd.Env, "HULLRT_TRACE=1")
 	}
-	if err := startCmd(cmd, o.joinPidPath); err != nil {
+	if len(o.mountFDs) > 0 {
+		cmd.Env = append(cmd.Env, envMountFDs+"="+strconv.Itoa(len(o.mountFDs)))
+	}
+	c := &child{sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}
+	if o.raw != nil {
+		c.proc, err = startRaw(cmd, o.raw, base+fdExe)
+	} else if err = startCmd(cmd, o.joinPidPath); err == nil {
+		c.cmd, c.proc = cmd, cmd.Process
+	}
+	if err != nil {
 		parentEnd.Close()
 		return nil, fmt.Errorf("start container %s process: %w", o.mode, err)
 	}
-	return &child{cmd: cmd, sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}, nil
+	if len(o.mountFDs) > 0 {
+		if err := sendMountFDs(parentEnd, o.mountFDs); err != nil {
+			c.kill()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // startCmd starts cmd, first joining the pid namespace at pidns on a
@@ -142,8 +160,11 @@ func (c *child) recv() (syncMsg, error) {
 // kill ends a child that failed during setup and reaps it.
 func (c *child) kill() {
 	c.sync.Close()
-	if c.cmd.Process != nil {
+	if c.cmd != nil && c.cmd.Process != nil {
 		c.cmd.Process.Kill()
 		c.cmd.Wait()
+	} else if c.proc != nil {
+		c.proc.Kill()
+		c.proc.Wait()
 	}
 }

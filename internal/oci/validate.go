@@ -58,6 +58,9 @@ func validateSpec(s *specs.Spec) error {
 	if !hasUser && (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) {
 		return invalid("linux.uidMappings/gidMappings given without a user namespace")
 	}
+	if err := validateIDMapMounts(s, hasUser); err != nil {
+		return err
+	}
 	if (s.Hostname != "" || s.Domainname != "") && !hasUTS {
 		return invalid("hostname/domainname need a uts namespace")
 	}

@@ -1,0 +1,372 @@
+package oci
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A Go program is never single-threaded, and setns(CLONE_NEWUSER) and
+// setns(CLONE_NEWTIME) refuse multi-threaded callers. So joining a user or
+// time namespace by path goes through a raw fork, as gVisor's ptrace
+// platform does: the forked child is a copy of one thread only, and until
+// it executes the runtime again it runs nothing but raw system calls on
+// memory prepared by the parent (no allocation, no stack growth, no
+// scheduler), the rules of syscall.forkAndExecInChild1.
+//
+// The child (stage 1) joins the namespaces, becomes root of the joined
+// user namespace and lays out its fds; it then clones the init (stage 2)
+// with CLONE_PARENT and the flags of the new namespaces, so that those are
+// owned by the joined user namespace, a new pid namespace has the init as
+// its pid 1, and the init is the caller's own child (waitable; a
+// subreaper above the caller adopts it as before). Stage 1 reports the
+// init's pid through a close-on-exec pipe and exits; a failing step in
+// either stage is reported there as a record instead.
+
+//go:linkname beforeFork syscall.runtime_BeforeFork
+func beforeFork()
+
+//go:linkname afterFork syscall.runtime_AfterFork
+func afterFork()
+
+//go:linkname afterForkInChild syscall.runtime_AfterForkInChild
+func afterForkInChild()
+
+// rawPlan is everything the forked child needs, prepared by the parent.
+type rawPlan struct {
+	joinFD     []int     // namespaces to setns into, in order (before the user namespace)
+	joinFlag   []uintptr // their CLONE_NEW* types
+	userFD     int       // user namespace to join last; -1 for none
+	cloneFlags uintptr   // CLONE_NEW* of the namespaces the init's clone creates
+	fds        []int     // fds[i] becomes fd i of the init
+	nextfd     int       // first fd number above every fds[i] and len(fds)
+	exeFD      int       // fd (in the init's layout) that is executed
+	argv, envv []*byte   // nil-terminated
+	empty      *byte     // "" for execveat(AT_EMPTY_PATH)
+	errw       int       // write end of the report pipe, close-on-exec
+}
+
+// Steps a report names.
+const (
+	rawStageOK = iota
+	rawStageJoin
+	rawStageUser
+	rawStageCreds
+	rawStageFDs
+	rawStageClone
+	rawStageExec
+)
+
+var rawStageNames = map[int32]string{
+	rawStageJoin: "join namespace", rawStageUser: "join user namespace",
+	rawStageCreds: "become root of the user namespace", rawStageFDs: "set up file descriptors",
+	rawStageClone: "clone the container process", rawStageExec: "execute the runtime",
+}
+
+// rawReport is one 16-byte record on the report pipe: the stage that
+// failed (rawStageOK for the pid report), the index of the namespace for
+// rawStageJoin, the errno, and the init's pid.
+type rawReport [4]int32
+
+// rawFork forks stage 1. It returns in the parent only.
+//
+//go:nosplit
+//go:norace
+func rawFork(p *rawPlan) (uintptr, syscall.Errno) {
+	beforeFork()
+	pid, _, err := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if err != 0 || pid != 0 {
+		afterFork()
+		return pid, err
+	}
+	rawChild(p)
+	return 0, 0 // not reached
+}
+
+// rawChild is stage 1 and, after its clone, stage 2. Only raw system calls.
+//
+//go:nosplit
+//go:norace
+func rawChild(p *rawPlan) {
+	var (
+		rep   rawReport
+		err1  syscall.Errno
+		r1    uintptr
+		i     int
+		errw  = p.errw
+		next  = p.nextfd
+		fds   = p.fds
+		stage int32
+	)
+	afterForkInChild()
+	for i = 0; i < len(p.joinFD); i++ {
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETNS, uintptr(p.joinFD[i]), p.joinFlag[i], 0); err1 != 0 {
+			stage, rep[1] = rawStageJoin, int32(i)
+			goto fail
+		}
+	}
+	if p.userFD >= 0 {
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETNS, uintptr(p.userFD), unix.CLONE_NEWUSER, 0); err1 != 0 {
+			stage = rawStageUser
+			goto fail
+		}
+		// Root of the namespace, or the execve below would drop every
+		// capability (the host uid is usually unmapped there). setgroups
+		// may be denied in the namespace; the init sets groups itself.
+		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); err1 != 0 {
+			stage = rawStageCreds
+			goto fail
+		}
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); err1 != 0 {
+			stage = rawStageCreds
+			goto fail
+		}
+	}
+	// fds as os/exec lays them out: first move every source that a lower
+	// slot would overwrite above all of them, then dup each onto its slot.
+	stage = rawStageFDs
+	if errw < next {
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(errw), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
+			goto fail
+		}
+		errw = next
+		next++
+	}
+	for i = 0; i < len(fds); i++ {
+		if fds[i] < i {
+			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
+				goto fail
+			}
+			fds[i] = next
+			next++
+		}
+	}
+	for i = 0; i < len(fds); i++ {
+		if fds[i] == i {
+			if _, _, err1 = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err1 != 0 {
+				goto fail
+			}
+			continue
+		}
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(i), 0); err1 != 0 {
+			goto fail
+		}
+	}
+	r1, _, err1 = syscall.RawSyscall6(syscall.SYS_CLONE, unix.CLONE_PARENT|p.cloneFlags|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if err1 != 0 {
+		stage = rawStageClone
+		goto fail
+	}
+	if r1 != 0 {
+		rep[3] = int32(r1)
+		syscall.RawSyscall(unix.SYS_WRITE, uintptr(errw), uintptr(unsafe.Pointer(&rep[0])), unsafe.Sizeof(rep))
+		for {
+			syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+	}
+	_, _, err1 = syscall.RawSyscall6(unix.SYS_EXECVEAT, uintptr(p.exeFD), uintptr(unsafe.Pointer(p.empty)),
+		uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])), unix.AT_EMPTY_PATH, 0)
+	stage = rawStageExec
+fail:
+	rep[0], rep[2] = stage, int32(err1)
+	syscall.RawSyscall(unix.SYS_WRITE, uintptr(errw), uintptr(unsafe.Pointer(&rep[0])), unsafe.Sizeof(rep))
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 253, 0, 0)
+	}
+}
+
+// rawStartSpec is what rawStart turns into a rawPlan.
+type rawStartSpec struct {
+	joins      []nsFD // joined first, in order
+	user       *os.File
+	cloneFlags uintptr
+	files      []*os.File // files[i] becomes fd i; nil entries are not allowed
+	exeIndex   int        // index in files of the binary to execute
+	args, env  []string
+	names      []string // namespace descriptions for errors, parallel to joins
+}
+
+// nsFD is an open namespace file and its CLONE_NEW* type.
+type nsFD struct {
+	f    *os.File
+	flag uintptr
+	desc string
+}
+
+// rawStart runs the two-stage fork and returns the init's pid. Stage 1 is
+// reaped before it returns; on error nothing is left running.
+func rawStart(s rawStartSpec) (int, error) {
+	p := &rawPlan{userFD: -1, cloneFlags: s.cloneFlags, exeFD: s.exeIndex}
+	for _, j := range s.joins {
+		p.joinFD = append(p.joinFD, int(j.f.Fd()))
+		p.joinFlag = append(p.joinFlag, j.flag)
+	}
+	if s.user != nil {
+		p.userFD = int(s.user.Fd())
+	}
+	p.nextfd = len(s.files)
+	for _, f := range s.files {
+		fd := int(f.Fd())
+		p.fds = append(p.fds, fd)
+		if fd >= p.nextfd {
+			p.nextfd = fd + 1
+		}
+	}
+	var err error
+	if p.argv, err = cStrings(s.args); err != nil {
+		return 0, err
+	}
+	if p.envv, err = cStrings(s.env); err != nil {
+		return 0, err
+	}
+	p.empty = new(byte)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("report pipe: %w", err)
+	}
+	defer pr.Close()
+	p.errw = int(pw.Fd())
+	if p.errw >= p.nextfd {
+		p.nextfd = p.errw + 1
+	}
+	// Held as os/exec holds it: no fd may be created without close-on-exec
+	// (and so leak into the child) while the fork runs.
+	syscall.ForkLock.Lock()
+	pid1, errno := rawFork(p)
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(s)
+	pw.Close()
+	if errno != 0 {
+		return 0, fmt.Errorf("fork: %w", errno)
+	}
+	initPid, rerr := readReports(pr, s.names)
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(int(pid1), &ws, 0, nil); err != nil && rerr == nil {
+		rerr = fmt.Errorf("wait for the namespace joiner: %w", err)
+	}
+	if rerr == nil && initPid == 0 {
+		rerr = fmt.Errorf("namespace joiner exited (status %#x) without starting the container process", uint32(ws))
+	}
+	if rerr != nil {
+		if initPid > 0 {
+			unix.Kill(initPid, unix.SIGKILL)
+			unix.Wait4(initPid, nil, 0, nil)
+		}
+		return 0, rerr
+	}
+	return initPid, nil
+}
+
+// readReports reads the pipe until both stages have closed it (stage 2 by
+// executing): the init's pid and the first failure, if any.
+func readReports(r io.Reader, names []string) (int, error) {
+	pid := 0
+	var failure error
+	for {
+		var rep rawReport
+		if err := binary.Read(r, binary.NativeEndian, &rep); err != nil {
+			if errors.Is(err, io.EOF) {
+				return pid, failure
+			}
+			return pid, fmt.Errorf("read namespace joiner report: %w", err)
+		}
+		if rep[0] == rawStageOK {
+			pid = int(rep[3])
+			continue
+		}
+		if failure != nil {
+			continue
+		}
+		what := rawStageNames[rep[0]]
+		if rep[0] == rawStageJoin && int(rep[1]) < len(names) {
+			what = "join " + names[rep[1]]
+		}
+		failure = fmt.Errorf("%s: %w", what, syscall.Errno(rep[2]))
+	}
+}
+
+func cStrings(ss []string) ([]*byte, error) {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		b, err := unix.BytePtrFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("argument %q: %w", s, err)
+		}
+		out = append(out, b)
+	}
+	return append(out, nil), nil
+}
+
+// startRaw starts cmd (the description os/exec would run: path through
+// the protected binary's fd exeFD, args, env, stdio and ExtraFiles at fd
+// 3 on) through the raw fork into the namespaces n. Stdio that are not
+// files are connected through pipes, as os/exec does.
+func startRaw(cmd *exec.Cmd, n *rawNamespaces, exeFD int) (*os.Process, error) {
+	var closeAfter []*os.File
+	defer func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}()
+	var copies []func()
+	files := make([]*os.File, 0, 3+len(cmd.ExtraFiles))
+	if f, ok := cmd.Stdin.(*os.File); ok {
+		files = append(files, f)
+	} else {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, pr)
+		in := cmd.Stdin
+		if in == nil {
+			in = eofReader{}
+		}
+		copies = append(copies, func() { io.Copy(pw, in); pw.Close() })
+		files = append(files, pr)
+	}
+	for _, w := range []io.Writer{cmd.Stdout, cmd.Stderr} {
+		if f, ok := w.(*os.File); ok {
+			files = append(files, f)
+			continue
+		}
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		closeAfter = append(closeAfter, pw)
+		if w == nil {
+			w = io.Discard
+		}
+		copies = append(copies, func() { io.Copy(w, pr); pr.Close() })
+		files = append(files, pw)
+	}
+	files = append(files, cmd.ExtraFiles...)
+	pid, err := rawStart(rawStartSpec{joins: n.joins, user: n.user, cloneFlags: n.cloneFlags, files: files,
+		exeIndex: exeFD, args: cmd.Args, env: cmd.Env, names: n.names()})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range copies {
+		go c()
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, fmt.Errorf("container process %d: %w", pid, err)
+	}
+	return p, nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
