@@ -12,7 +12,7 @@ import (
 
 // usernsHandlers are the runtime handlers whose user-namespaced pods are
 // tested end to end ("" is the default, hullrt).
-var usernsHandlers = []string{"runc"}
+var usernsHandlers = []string{"", "runc"}
 
 // usernsIDMap: which of them make idmapped mounts (runc 1.1 does not).
 var usernsIDMap = map[string]bool{"": true, "hullrt": true}
