@@ -70,6 +70,10 @@ func testUsernsPod(t *testing.T, handler string) {
 	d := startUsernsHulld(t)
 	pod := usernsPod(t, d, "uns")
 	p := d.crictl("runp", "--runtime", handler, pod)
+	// crictl's pid mode POD: the pause program is the shared pid 1.
+	if n := procsRunning(filepath.Join(d.dir, "state", "pause")); n != 1 {
+		t.Fatalf("%d pause processes for a pod sharing its pid namespace, want 1", n)
+	}
 	web := d.crictl("create", p, usernsCtr(t, d, "web",
 		"cat /proc/self/uid_map; echo hi > /rootfile && echo shm > /dev/shm/f && ls -ln /rootfile /dev/shm/f && "+
 			"exec httpd -f -p 80 -h /etc"), pod)
@@ -147,6 +151,9 @@ func testUsernsPod(t *testing.T, handler string) {
 	}
 	if _, err := os.Stat(sbDir); !os.IsNotExist(err) {
 		t.Fatalf("sandbox dir left after rmp: %v", err)
+	}
+	if n := procsRunning(filepath.Join(d.dir, "state", "pause")); n != 0 {
+		t.Fatalf("%d pause processes left after rmp", n)
 	}
 }
 
@@ -297,4 +304,49 @@ func TestUsernsVolume(t *testing.T) {
 			t.Fatalf("handler %q: file written through the volume: %v, host owner %d:%d, want 0:0", h, err, st.Uid, st.Gid)
 		}
 	}
+}
+
+// TestUsernsContainerPidNS: in a userns pod without a shared pid namespace
+// (the kubelet's default) no pause process stays, and each container gets
+// its own pid namespace, owned by the pod's user namespace (it mounts
+// /proc and is pid 1 there).
+func TestUsernsContainerPidNS(t *testing.T) {
+	d := startUsernsHulld(t)
+	for _, h := range usernsHandlers {
+		pod := usernsPod(t, d, "pidc"+h)
+		b, _ := os.ReadFile(pod)
+		writeFile(t, pod, strings.Replace(string(b), `"namespace_options":{`, `"namespace_options":{"pid":1,`, 1))
+		p := d.crictl("runp", "--runtime", h, pod)
+		if pid := field(d.inspect("inspectp", p), "info.pausePid"); pid != nil && pid != "0" {
+			t.Fatalf("handler %q: a pause process (%v) for a pod without a shared pid namespace", h, pid)
+		}
+		if n := procsRunning(filepath.Join(d.dir, "state", "pause")); n != 0 {
+			t.Fatalf("handler %q: %d pause processes left by RunPodSandbox", h, n)
+		}
+		cj := usernsCtr(t, d, "c", "exec sleep 300")
+		b, _ = os.ReadFile(cj)
+		writeFile(t, cj, strings.Replace(string(b), `"namespace_options":{`, `"namespace_options":{"pid":1,`, 1))
+		c := d.crictl("create", p, cj, pod)
+		d.crictl("start", c)
+		out := d.crictl("exec", "-s", c, "sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/self/uid_map")
+		if !strings.HasPrefix(out, "sleep") || !strings.Contains(out, "0       1000     100000") {
+			t.Fatalf("handler %q: pid 1 and uid_map inside:\n%s", h, out)
+		}
+	}
+}
+
+// procsRunning counts live processes whose argv[0] is path.
+func procsRunning(path string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.SplitN(string(b), "\x00", 2)[0] == path {
+			st, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if !strings.Contains(string(st), ") Z ") {
+				n++
+			}
+		}
+	}
+	return n
 }
