@@ -282,15 +282,40 @@ func TestJoinTimeNamespace(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(pin, unix.MNT_DETACH) })
 	cmd.Process.Kill()
 	cmd.Wait()
-	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
-	up, err := strconv.Atoi(strings.TrimSpace(out))
-	if err != nil {
-		t.Fatalf("uptime %q: %v", out, err)
+	bundle, spec := newBundle(t, "/bin/sleep", "60")
+	setNamespace(spec, specs.TimeNamespace, pin)
+	writeSpec(t, bundle, spec)
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "timens", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
 	}
+	if err := r.Start(ctx, "timens"); err != nil {
+		t.Fatal(err)
+	}
+	// An exec'd process joins the container's time namespace too.
+	var buf bytes.Buffer
+	w, done := pipeCollect(t, &buf)
+	p := *spec.Process
+	p.Args = []string{"/bin/sh", "-c", "cut -d. -f1 /proc/uptime"}
+	proc, err := r.Exec(ctx, "timens", &p, ExecOptions{Stdin: devNull(t), Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.Wait()
+	<-done
 	var si unix.Sysinfo_t
 	unix.Sysinfo(&si)
-	if up < 1000000 || int64(up) < si.Uptime+999000 {
-		t.Fatalf("uptime in the container %d, host %d: want the 10^6 s offset", up, si.Uptime)
+	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
+	for what, o := range map[string]string{"container": out, "exec": buf.String()} {
+		up, err := strconv.Atoi(strings.TrimSpace(o))
+		if err != nil {
+			t.Fatalf("%s uptime %q: %v", what, o, err)
+		}
+		if up < 1000000 || int64(up) < si.Uptime+999000 {
+			t.Errorf("uptime in the %s %d, host %d: want the 10^6 s offset", what, up, si.Uptime)
+		}
 	}
 }
 
