@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -397,4 +398,46 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 		}
 	}
 	return n, nil
+}
+
+// premakeMountPoints creates, as host root before the spawn, the mount
+// points that lie in the rootfs itself (not under another mount of the
+// spec): the init, root of a user namespace that does not map the rootfs
+// owner, could not create them there. Resolved inside the rootfs as the
+// init does (newMountTarget); best effort: a failure here is reported by
+// the init with the mount it belongs to.
+func premakeMountPoints(spec *specs.Spec, rootfs, bundle string) {
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	r := &rootfsSetup{rootfs: rootfs, root: root}
+	var dests []string
+	for _, m := range spec.Mounts {
+		dest := filepath.Clean("/" + m.Destination)
+		under := false
+		for _, d := range dests {
+			under = under || d == "/" || dest == d || strings.HasPrefix(dest, d+"/")
+		}
+		dests = append(dests, dest)
+		if under {
+			continue
+		}
+		dir := true
+		if m.Type == "bind" || parseMountOptions(m.Options).flags&unix.MS_BIND != 0 {
+			src := m.Source
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(bundle, src)
+			}
+			fi, err := os.Stat(src)
+			if err != nil {
+				continue
+			}
+			dir = fi.IsDir()
+		}
+		if t, err := r.newMountTarget(dest, dir); err == nil {
+			t.h.Close()
+		}
+	}
 }

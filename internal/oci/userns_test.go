@@ -190,26 +190,26 @@ func testIDMappedMount(t *testing.T, mode, userns string) {
 		t.Fatal(err)
 	}
 	plain := t.TempDir()
-	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "stat -c %u /data/old /plain; touch /data/new && stat -c %u:%g /data/new")
+	hosts := filepath.Join(plain, "hosts")
+	if err := os.WriteFile(hosts, []byte("pod-hosts"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "stat -c %u /data/old /plain; touch /data/new && stat -c %u:%g /data/new; cat /etc/pod/hosts")
 	if mode == "joined" {
 		setNamespace(spec, specs.UserNamespace, userns)
 	} else {
 		setNamespace(spec, specs.UserNamespace, "")
 		spec.Linux.UIDMappings, spec.Linux.GIDMappings = testMapping, testMapping
 	}
-	// Mount points must exist: the container's root cannot create them in
-	// a rootfs owned by the host's root.
-	for _, d := range []string{"data", "plain"} {
-		if err := os.Mkdir(filepath.Join(bundle, "rootfs", d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The container's root could not create /data and /plain in a rootfs
+	// owned by the host's root: the runtime makes them before the spawn.
 	spec.Mounts = append(spec.Mounts,
 		specs.Mount{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}, UIDMappings: testMapping, GIDMappings: testMapping},
-		specs.Mount{Destination: "/plain", Type: "bind", Source: plain, Options: []string{"rbind", "ro"}})
+		specs.Mount{Destination: "/plain", Type: "bind", Source: plain, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/etc/pod/hosts", Type: "bind", Source: hosts, Options: []string{"bind", "ro"}})
 	out := runScript(t, bundle, spec)
-	if got := strings.Fields(out); len(got) != 3 || got[0] != "0" || got[1] != "65534" || got[2] != "0:0" {
-		t.Fatalf("output %q: want 0 (idmapped), 65534 (not), 0:0", out)
+	if got := strings.Fields(out); len(got) != 4 || got[0] != "0" || got[1] != "65534" || got[2] != "0:0" || got[3] != "pod-hosts" {
+		t.Fatalf("output %q: want 0 (idmapped), 65534 (not), 0:0, a file bind mount", out)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(filepath.Join(src, "new"), &st); err != nil {
