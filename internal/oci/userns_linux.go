@@ -93,6 +93,12 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		}
 		switch ns.Type {
 		case specs.UserNamespace:
+			if sameAsOwn(f, "user") {
+				// setns refuses the caller's own user namespace; staying
+				// in it is what the spec asks.
+				f.Close()
+				continue
+			}
 			n.user = f
 		case specs.MountNamespace:
 			// Joined by the init after execve (the runtime binary may
@@ -440,4 +446,14 @@ func premakeMountPoints(spec *specs.Spec, rootfs, bundle string) {
 			t.h.Close()
 		}
 	}
+}
+
+// sameAsOwn reports whether namespace file f is the caller's own namespace
+// of /proc/self/ns/<name>.
+func sameAsOwn(f *os.File, name string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/proc/self/ns/"+name, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }

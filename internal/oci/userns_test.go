@@ -414,3 +414,16 @@ func TestUserNamespaceProcessAndConsole(t *testing.T) {
 		t.Fatalf("output %q: want uid 1234, gid 1235, groups 1235 2000, nofile 256, /dev/pts/0", out)
 	}
 }
+
+// TestJoinOwnUserNamespace: the runtime's own user namespace given by path
+// (setns would refuse it) leaves the container in it.
+func TestJoinOwnUserNamespace(t *testing.T) {
+	own, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := sh(t, "readlink /proc/self/ns/user", func(s *specs.Spec) { setNamespace(s, specs.UserNamespace, "/proc/self/ns/user") })
+	if strings.TrimSpace(out) != own {
+		t.Fatalf("container user namespace %q, want the host's %s", out, own)
+	}
+}
