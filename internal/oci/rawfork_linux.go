@@ -65,8 +65,9 @@ const (
 	rawStageExec
 )
 
-var rawStageNames = map[int32]string{
-	rawStageJoin: "join namespace", rawStageUser: "join user namespace",
+// rawStageNames by stage (an array: no map to build at every start-up).
+var rawStageNames = [...]string{
+	rawStageOK: "", rawStageJoin: "join namespace", rawStageUser: "join user namespace",
 	rawStageCreds: "become root of the user namespace", rawStageFDs: "set up file descriptors",
 	rawStageClone: "clone the container process", rawStageExec: "execute the runtime",
 }
@@ -287,7 +288,10 @@ func readReports(r io.Reader, names []string) (int, error) {
 		if failure != nil {
 			continue
 		}
-		what := rawStageNames[rep[0]]
+		what := "unknown step"
+		if rep[0] > 0 && int(rep[0]) < len(rawStageNames) {
+			what = rawStageNames[rep[0]]
+		}
 		if rep[0] == rawStageJoin && int(rep[1]) < len(names) {
 			what = "join " + names[rep[1]]
 		}

@@ -366,11 +366,17 @@ func hasNamespace(nss []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-// nsFiles names the /proc/PID/ns entry of each namespace type.
-var nsFiles = map[specs.LinuxNamespaceType]string{
-	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
-	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
-	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+// nsFile names the /proc/PID/ns entry of a namespace type.
+func nsFile(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	case specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace:
+		return string(t)
+	}
+	return ""
 }
 
 // execRawNamespaces opens the namespaces of the container whose init is pid
@@ -388,7 +394,7 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 	}()
 	dir := "/proc/" + strconv.Itoa(pid) + "/ns/"
 	for _, ns := range nss {
-		file := nsFiles[ns.Type]
+		file := nsFile(ns.Type)
 		if file == "" || ns.Type == specs.MountNamespace {
 			continue
 		}
