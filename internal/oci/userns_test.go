@@ -107,7 +107,26 @@ func TestJoinUserNamespace(t *testing.T) {
 	ns := pinNamespaces(t, 0)
 	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; echo hello > /tmp/f && cat /tmp/f; cat /proc/1/status | grep -c ^Pid")
 	setNamespace(spec, specs.UserNamespace, ns["user"])
+	// createRuntime hooks run in the host's namespaces, createContainer
+	// hooks in the container's.
+	hookOut := filepath.Join(t.TempDir(), "hooks")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + " $(readlink /proc/self/ns/user) >> " + hookOut}}
+	}
+	if err := os.WriteFile(hookOut, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(hookOut, 0o666) // writable by the container's root (host uid 1000)
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")}, CreateContainer: []specs.Hook{hook("createContainer")}}
 	out := runScript(t, bundle, spec)
+	hostNS, _ := os.Readlink("/proc/self/ns/user")
+	var st unix.Stat_t
+	unix.Stat(ns["user"], &st)
+	b, _ := os.ReadFile(hookOut)
+	want := "createRuntime " + hostNS + "\ncreateContainer user:[" + strconv.FormatUint(st.Ino, 10) + "]\n"
+	if string(b) != want {
+		t.Errorf("hooks saw user namespaces %q, want %q", b, want)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 5 || mapLine(lines[0]) != "0 1000 65536" || mapLine(lines[1]) != "0 1000 65536" || lines[2] != "0" || lines[3] != "hello" {
 		t.Fatalf("output %q: want uid and gid map 0 1000 65536, uid 0, a tmpfs write", out)
