@@ -446,3 +446,33 @@ func TestJoinOwnUserNamespace(t *testing.T) {
 		t.Fatalf("container user namespace %q, want the host's %s", out, own)
 	}
 }
+
+// TestUserNamespaceSharedPid: a second container of a "pod" joins the
+// pinned user namespace and the first container's pid namespace by path
+// (a pod-level pid namespace) and sees the first one's processes.
+func TestUserNamespaceSharedPid(t *testing.T) {
+	ns := pinNamespaces(t, 0)
+	r := newRuntime(t)
+	ctx := context.Background()
+	bundle, spec := userNSBundle(t, "/bin/sleep", "60")
+	setNamespace(spec, specs.UserNamespace, ns["user"])
+	writeSpec(t, bundle, spec)
+	if err := r.Create(ctx, "pod-a", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, "pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.State("pod-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle2, spec2 := userNSBundle(t, "/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+	setNamespace(spec2, specs.UserNamespace, ns["user"])
+	setNamespace(spec2, specs.PIDNamespace, "/proc/"+strconv.Itoa(st.Pid)+"/ns/pid")
+	out, code := runOut(t, r, "pod-b", bundle2, spec2)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || strings.TrimSpace(lines[0]) != "/bin/sleep 60" || lines[1] == "1" {
+		t.Fatalf("exit %d, output %q: want pid 1 the first container's sleep, itself not pid 1", code, out)
+	}
+}
