@@ -24,6 +24,7 @@ import (
 type rawNamespaces struct {
 	joins      []nsFD
 	user       *os.File
+	newUser    *idMaps // a new user namespace, created after the joins
 	cloneFlags uintptr
 }
 
@@ -113,7 +114,9 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		return nil, fmt.Errorf("linux.namespaces has no mount namespace; hull always needs one: %w", errdefs.ErrInvalidArgument)
 	}
 	if newUser {
-		return nil, fmt.Errorf("a time namespace given by path together with a new user namespace is not supported (give the user namespace by path too): %w", errdefs.ErrNotImplemented)
+		// Created by the forked child after joining the time namespace
+		// (which it could no longer join from inside the new one).
+		n.newUser = &idMaps{uids: spec.Linux.UIDMappings, gids: spec.Linux.GIDMappings}
 	}
 	if n.user != nil {
 		if err := checkJoinedMappings(n.user, spec.Linux); err != nil {

@@ -327,7 +327,17 @@ func TestJoinTimeNamespace(t *testing.T) {
 	var si unix.Sysinfo_t
 	unix.Sysinfo(&si)
 	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
-	for what, o := range map[string]string{"container": out, "exec": buf.String()} {
+	// A new user namespace with the time namespace joined by path: the
+	// joiner joins it first and then creates the user namespace.
+	ubundle, uspec := userNSBundle(t, "/bin/sh", "-c", "cut -d. -f1 /proc/uptime; cat /proc/self/uid_map")
+	setNamespace(uspec, specs.TimeNamespace, pin)
+	setNamespace(uspec, specs.UserNamespace, "")
+	uspec.Linux.UIDMappings, uspec.Linux.GIDMappings = testMapping, testMapping
+	uout := strings.Split(strings.TrimSpace(runScript(t, ubundle, uspec)), "\n")
+	if len(uout) != 2 || mapLine(uout[1]) != "0 1000 65536" {
+		t.Fatalf("new user namespace with a joined time namespace: output %q, want uptime and uid map 0 1000 65536", uout)
+	}
+	for what, o := range map[string]string{"container": out, "exec": buf.String(), "new userns": uout[0]} {
 		up, err := strconv.Atoi(strings.TrimSpace(o))
 		if err != nil {
 			t.Fatalf("%s uptime %q: %v", what, o, err)
