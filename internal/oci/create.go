@@ -112,6 +112,9 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	} else if sys, joinPid, err = namespaceSetup(spec, cfg); err != nil {
 		return nil, err
 	}
+	if hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
+		premakeMountPoints(spec, rootfs, bundle)
+	}
 	var mountFDs []*os.File
 	if hasIDMapped(spec.Mounts) {
 		var joined *os.File

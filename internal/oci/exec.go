@@ -63,8 +63,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	cfg := &initConfig{Mode: "exec", ID: id, Process: p, Console: p.Terminal, State: stateForHooks(s, specs.StateRunning, s.Pid)}
 	joinPid := ""
 	var raw *rawNamespaces
-	if hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
-		// setns(CLONE_NEWUSER) needs the raw fork; it joins them all.
+	if hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) || hasNamespace(spec.Linux.Namespaces, specs.TimeNamespace) {
+		// setns(CLONE_NEWUSER/CLONE_NEWTIME) needs the raw fork; it joins
+		// them all but the mount namespace.
 		if raw, err = execRawNamespaces(s.Pid, spec.Linux.Namespaces); err != nil {
 			return nil, fmt.Errorf("exec into %q: %w", id, err)
 		}

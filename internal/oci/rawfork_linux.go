@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"syscall"
 	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,6 +47,8 @@ type rawPlan struct {
 	joinFD     []int     // namespaces to setns into, in order (before the user namespace)
 	joinFlag   []uintptr // their CLONE_NEW* types
 	userFD     int       // user namespace to join last; -1 for none
+	mapsR      int       // new user namespace: read end the child waits on for its maps; -1 for none
+	mapsW      int       // the parent's write end, closed by the child
 	cloneFlags uintptr   // CLONE_NEW* of the namespaces the init's clone creates
 	fds        []int     // fds[i] becomes fd i of the init
 	nextfd     int       // first fd number above every fds[i] and len(fds)
@@ -63,12 +67,16 @@ const (
 	rawStageFDs
 	rawStageClone
 	rawStageExec
+	rawStageNewUser
+	rawStageMapsReady // not a failure: the new user namespace waits for its maps
 )
 
-var rawStageNames = map[int32]string{
-	rawStageJoin: "join namespace", rawStageUser: "join user namespace",
+// rawStageNames by stage (an array: no map to build at every start-up).
+var rawStageNames = [...]string{
+	rawStageOK: "", rawStageJoin: "join namespace", rawStageUser: "join user namespace",
 	rawStageCreds: "become root of the user namespace", rawStageFDs: "set up file descriptors",
 	rawStageClone: "clone the container process", rawStageExec: "execute the runtime",
+	rawStageNewUser: "create the user namespace",
 }
 
 // rawReport is one 16-byte record on the report pipe: the stage that
@@ -122,6 +130,35 @@ func rawChild(p *rawPlan) {
 		// capability (the host uid is usually unmapped there). setgroups
 		// may be denied in the namespace; the init sets groups itself.
 		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); err1 != 0 {
+			stage = rawStageCreds
+			goto fail
+		}
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); err1 != 0 {
+			stage = rawStageCreds
+			goto fail
+		}
+	}
+	if p.mapsR >= 0 {
+		// A new user namespace (with a time namespace joined first, which
+		// needs this single-threaded child): the parent writes its maps
+		// while it waits, then it becomes root there.
+		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(p.mapsW), 0, 0)
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_UNSHARE, unix.CLONE_NEWUSER, 0, 0); err1 != 0 {
+			stage = rawStageNewUser
+			goto fail
+		}
+		rep[0] = rawStageMapsReady
+		syscall.RawSyscall(unix.SYS_WRITE, uintptr(errw), uintptr(unsafe.Pointer(&rep[0])), unsafe.Sizeof(rep))
+		if r1, _, err1 = syscall.RawSyscall(unix.SYS_READ, uintptr(p.mapsR), uintptr(unsafe.Pointer(&rep[0])), 1); err1 != 0 || r1 != 1 {
+			stage = rawStageNewUser
+			if err1 == 0 {
+				err1 = syscall.EPIPE
+			}
+			goto fail
+		}
+		rep[0] = 0
+		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0) // the host's groups are unmapped there
 		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); err1 != 0 {
 			stage = rawStageCreds
 			goto fail
@@ -188,6 +225,7 @@ fail:
 type rawStartSpec struct {
 	joins      []nsFD // joined first, in order
 	user       *os.File
+	newUser    *idMaps // create a user namespace with these maps (user must be nil)
 	cloneFlags uintptr
 	files      []*os.File // files[i] becomes fd i; nil entries are not allowed
 	exeIndex   int        // index in files of the binary to execute
@@ -205,7 +243,7 @@ type nsFD struct {
 // rawStart runs the two-stage fork and returns the init's pid. Stage 1 is
 // reaped before it returns; on error nothing is left running.
 func rawStart(s rawStartSpec) (int, error) {
-	p := &rawPlan{userFD: -1, cloneFlags: s.cloneFlags, exeFD: s.exeIndex}
+	p := &rawPlan{userFD: -1, mapsR: -1, mapsW: -1, cloneFlags: s.cloneFlags, exeFD: s.exeIndex}
 	for _, j := range s.joins {
 		p.joinFD = append(p.joinFD, int(j.f.Fd()))
 		p.joinFlag = append(p.joinFlag, j.flag)
@@ -238,6 +276,19 @@ func rawStart(s rawStartSpec) (int, error) {
 	if p.errw >= p.nextfd {
 		p.nextfd = p.errw + 1
 	}
+	var mapsW *os.File
+	if s.newUser != nil {
+		mr, mw, err := os.Pipe()
+		if err != nil {
+			pw.Close()
+			return 0, fmt.Errorf("user namespace pipe: %w", err)
+		}
+		defer mr.Close()
+		defer mw.Close()
+		p.mapsR, p.mapsW, mapsW = int(mr.Fd()), int(mw.Fd()), mw
+		// The child's fd layout may reuse these numbers, but only after
+		// it is done with them.
+	}
 	// Held as os/exec holds it: no fd may be created without close-on-exec
 	// (and so leak into the child) while the fork runs.
 	syscall.ForkLock.Lock()
@@ -249,7 +300,27 @@ func rawStart(s rawStartSpec) (int, error) {
 	if errno != 0 {
 		return 0, fmt.Errorf("fork: %w", errno)
 	}
-	initPid, rerr := readReports(pr, s.names)
+	var mapErr error
+	var first *rawReport
+	if mapsW != nil {
+		// Maps only once the child has unshared the namespace, or they
+		// would be written to its old one.
+		var rep rawReport
+		if err := binary.Read(pr, binary.NativeEndian, &rep); err == nil && rep[0] != rawStageMapsReady {
+			first = &rep // it failed before
+		} else if err == nil {
+			if mapErr = s.newUser.write(int(pid1)); mapErr != nil {
+				unix.Kill(int(pid1), unix.SIGKILL)
+			} else if _, err := mapsW.Write([]byte{1}); err != nil {
+				mapErr = fmt.Errorf("release the namespace joiner: %w", err)
+			}
+		}
+		mapsW.Close()
+	}
+	initPid, rerr := readReports(pr, s.names, first)
+	if mapErr != nil && rerr == nil {
+		rerr = mapErr
+	}
 	var ws unix.WaitStatus
 	if _, err := unix.Wait4(int(pid1), &ws, 0, nil); err != nil && rerr == nil {
 		rerr = fmt.Errorf("wait for the namespace joiner: %w", err)
@@ -269,12 +340,14 @@ func rawStart(s rawStartSpec) (int, error) {
 
 // readReports reads the pipe until both stages have closed it (stage 2 by
 // executing): the init's pid and the first failure, if any.
-func readReports(r io.Reader, names []string) (int, error) {
+func readReports(r io.Reader, names []string, first *rawReport) (int, error) {
 	pid := 0
 	var failure error
 	for {
 		var rep rawReport
-		if err := binary.Read(r, binary.NativeEndian, &rep); err != nil {
+		if first != nil {
+			rep, first = *first, nil
+		} else if err := binary.Read(r, binary.NativeEndian, &rep); err != nil {
 			if errors.Is(err, io.EOF) {
 				return pid, failure
 			}
@@ -284,10 +357,16 @@ func readReports(r io.Reader, names []string) (int, error) {
 			pid = int(rep[3])
 			continue
 		}
+		if rep[0] == rawStageMapsReady {
+			continue
+		}
 		if failure != nil {
 			continue
 		}
-		what := rawStageNames[rep[0]]
+		what := "unknown step"
+		if rep[0] > 0 && int(rep[0]) < len(rawStageNames) {
+			what = rawStageNames[rep[0]]
+		}
 		if rep[0] == rawStageJoin && int(rep[1]) < len(names) {
 			what = "join " + names[rep[1]]
 		}
@@ -352,7 +431,7 @@ func startRaw(cmd *exec.Cmd, n *rawNamespaces, exeFD int) (*os.Process, error) {
 		files = append(files, pw)
 	}
 	files = append(files, cmd.ExtraFiles...)
-	pid, err := rawStart(rawStartSpec{joins: n.joins, user: n.user, cloneFlags: n.cloneFlags, files: files,
+	pid, err := rawStart(rawStartSpec{joins: n.joins, user: n.user, newUser: n.newUser, cloneFlags: n.cloneFlags, files: files,
 		exeIndex: exeFD, args: cmd.Args, env: cmd.Env, names: n.names()})
 	if err != nil {
 		return nil, err
@@ -370,3 +449,21 @@ func startRaw(cmd *exec.Cmd, n *rawNamespaces, exeFD int) (*os.Process, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// idMaps are the mappings of a user namespace the raw fork creates.
+type idMaps struct {
+	uids, gids []specs.LinuxIDMapping
+}
+
+// write sets the maps of the user namespace of process pid; setgroups
+// stays allowed, as on the os/exec path.
+func (m *idMaps) write(pid int) error {
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	if err := os.WriteFile(proc+"uid_map", []byte(idMapText(m.uids)), 0); err != nil {
+		return fmt.Errorf("write uid_map %s: %w", formatMappings(m.uids), err)
+	}
+	if err := os.WriteFile(proc+"gid_map", []byte(idMapText(m.gids)), 0); err != nil {
+		return fmt.Errorf("write gid_map %s: %w", formatMappings(m.gids), err)
+	}
+	return nil
+}

@@ -68,11 +68,14 @@ func (r *rootfsSetup) newMountTarget(dest string, dir bool) (*mountTarget, error
 	if err != nil {
 		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 	}
-	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	// O_EXCL: an existing file (or symlink, resolved below) is left as it
+	// is; opening it for writing would need write access to it, which the
+	// root of a user namespace lacks on a file of an unmapped owner.
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	parent.Close()
 	if err == nil {
 		unix.Close(fd)
-	} else if !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EISDIR) {
+	} else if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EISDIR) {
 		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 	}
 	h, err := pathrs.OpenatInRoot(r.root, dest)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 type rawNamespaces struct {
 	joins      []nsFD
 	user       *os.File
+	newUser    *idMaps // a new user namespace, created after the joins
 	cloneFlags uintptr
 }
 
@@ -92,6 +94,12 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		}
 		switch ns.Type {
 		case specs.UserNamespace:
+			if sameAsOwn(f, "user") {
+				// setns refuses the caller's own user namespace; staying
+				// in it is what the spec asks.
+				f.Close()
+				continue
+			}
 			n.user = f
 		case specs.MountNamespace:
 			// Joined by the init after execve (the runtime binary may
@@ -106,7 +114,9 @@ func rawNamespaceSetup(spec *specs.Spec, cfg *initConfig) (ret *rawNamespaces, r
 		return nil, fmt.Errorf("linux.namespaces has no mount namespace; hull always needs one: %w", errdefs.ErrInvalidArgument)
 	}
 	if newUser {
-		return nil, fmt.Errorf("a time namespace given by path together with a new user namespace is not supported (give the user namespace by path too): %w", errdefs.ErrNotImplemented)
+		// Created by the forked child after joining the time namespace
+		// (which it could no longer join from inside the new one).
+		n.newUser = &idMaps{uids: spec.Linux.UIDMappings, gids: spec.Linux.GIDMappings}
 	}
 	if n.user != nil {
 		if err := checkJoinedMappings(n.user, spec.Linux); err != nil {
@@ -359,11 +369,17 @@ func hasNamespace(nss []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
-// nsFiles names the /proc/PID/ns entry of each namespace type.
-var nsFiles = map[specs.LinuxNamespaceType]string{
-	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
-	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
-	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+// nsFile names the /proc/PID/ns entry of a namespace type.
+func nsFile(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	case specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.UserNamespace, specs.CgroupNamespace, specs.TimeNamespace:
+		return string(t)
+	}
+	return ""
 }
 
 // execRawNamespaces opens the namespaces of the container whose init is pid
@@ -381,7 +397,7 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 	}()
 	dir := "/proc/" + strconv.Itoa(pid) + "/ns/"
 	for _, ns := range nss {
-		file := nsFiles[ns.Type]
+		file := nsFile(ns.Type)
 		if file == "" || ns.Type == specs.MountNamespace {
 			continue
 		}
@@ -397,4 +413,56 @@ func execRawNamespaces(pid int, nss []specs.LinuxNamespace) (ret *rawNamespaces,
 		}
 	}
 	return n, nil
+}
+
+// premakeMountPoints creates, as host root before the spawn, the mount
+// points that lie in the rootfs itself (not under another mount of the
+// spec): the init, root of a user namespace that does not map the rootfs
+// owner, could not create them there. Resolved inside the rootfs as the
+// init does (newMountTarget); best effort: a failure here is reported by
+// the init with the mount it belongs to.
+func premakeMountPoints(spec *specs.Spec, rootfs, bundle string) {
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	r := &rootfsSetup{rootfs: rootfs, root: root}
+	var dests []string
+	for _, m := range spec.Mounts {
+		dest := filepath.Clean("/" + m.Destination)
+		under := false
+		for _, d := range dests {
+			under = under || d == "/" || dest == d || strings.HasPrefix(dest, d+"/")
+		}
+		dests = append(dests, dest)
+		if under {
+			continue
+		}
+		dir := true
+		if m.Type == "bind" || parseMountOptions(m.Options).flags&unix.MS_BIND != 0 {
+			src := m.Source
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(bundle, src)
+			}
+			fi, err := os.Stat(src)
+			if err != nil {
+				continue
+			}
+			dir = fi.IsDir()
+		}
+		if t, err := r.newMountTarget(dest, dir); err == nil {
+			t.h.Close()
+		}
+	}
+}
+
+// sameAsOwn reports whether namespace file f is the caller's own namespace
+// of /proc/self/ns/<name>.
+func sameAsOwn(f *os.File, name string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat("/proc/self/ns/"+name, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }

@@ -107,7 +107,26 @@ func TestJoinUserNamespace(t *testing.T) {
 	ns := pinNamespaces(t, 0)
 	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; echo hello > /tmp/f && cat /tmp/f; cat /proc/1/status | grep -c ^Pid")
 	setNamespace(spec, specs.UserNamespace, ns["user"])
+	// createRuntime hooks run in the host's namespaces, createContainer
+	// hooks in the container's.
+	hookOut := filepath.Join(t.TempDir(), "hooks")
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo " + name + " $(readlink /proc/self/ns/user) >> " + hookOut}}
+	}
+	if err := os.WriteFile(hookOut, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(hookOut, 0o666) // writable by the container's root (host uid 1000)
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{hook("createRuntime")}, CreateContainer: []specs.Hook{hook("createContainer")}}
 	out := runScript(t, bundle, spec)
+	hostNS, _ := os.Readlink("/proc/self/ns/user")
+	var st unix.Stat_t
+	unix.Stat(ns["user"], &st)
+	b, _ := os.ReadFile(hookOut)
+	want := "createRuntime " + hostNS + "\ncreateContainer user:[" + strconv.FormatUint(st.Ino, 10) + "]\n"
+	if string(b) != want {
+		t.Errorf("hooks saw user namespaces %q, want %q", b, want)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 5 || mapLine(lines[0]) != "0 1000 65536" || mapLine(lines[1]) != "0 1000 65536" || lines[2] != "0" || lines[3] != "hello" {
 		t.Fatalf("output %q: want uid and gid map 0 1000 65536, uid 0, a tmpfs write", out)
@@ -190,26 +209,26 @@ func testIDMappedMount(t *testing.T, mode, userns string) {
 		t.Fatal(err)
 	}
 	plain := t.TempDir()
-	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "stat -c %u /data/old /plain; touch /data/new && stat -c %u:%g /data/new")
+	hosts := filepath.Join(plain, "hosts")
+	if err := os.WriteFile(hosts, []byte("pod-hosts"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle, spec := userNSBundle(t, "/bin/sh", "-c", "stat -c %u /data/old /plain; touch /data/new && stat -c %u:%g /data/new; cat /etc/pod/hosts")
 	if mode == "joined" {
 		setNamespace(spec, specs.UserNamespace, userns)
 	} else {
 		setNamespace(spec, specs.UserNamespace, "")
 		spec.Linux.UIDMappings, spec.Linux.GIDMappings = testMapping, testMapping
 	}
-	// Mount points must exist: the container's root cannot create them in
-	// a rootfs owned by the host's root.
-	for _, d := range []string{"data", "plain"} {
-		if err := os.Mkdir(filepath.Join(bundle, "rootfs", d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// The container's root could not create /data and /plain in a rootfs
+	// owned by the host's root: the runtime makes them before the spawn.
 	spec.Mounts = append(spec.Mounts,
 		specs.Mount{Destination: "/data", Type: "bind", Source: src, Options: []string{"rbind", "rw"}, UIDMappings: testMapping, GIDMappings: testMapping},
-		specs.Mount{Destination: "/plain", Type: "bind", Source: plain, Options: []string{"rbind", "ro"}})
+		specs.Mount{Destination: "/plain", Type: "bind", Source: plain, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/etc/pod/hosts", Type: "bind", Source: hosts, Options: []string{"bind", "ro"}})
 	out := runScript(t, bundle, spec)
-	if got := strings.Fields(out); len(got) != 3 || got[0] != "0" || got[1] != "65534" || got[2] != "0:0" {
-		t.Fatalf("output %q: want 0 (idmapped), 65534 (not), 0:0", out)
+	if got := strings.Fields(out); len(got) != 4 || got[0] != "0" || got[1] != "65534" || got[2] != "0:0" || got[3] != "pod-hosts" {
+		t.Fatalf("output %q: want 0 (idmapped), 65534 (not), 0:0, a file bind mount", out)
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(filepath.Join(src, "new"), &st); err != nil {
@@ -282,15 +301,50 @@ func TestJoinTimeNamespace(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(pin, unix.MNT_DETACH) })
 	cmd.Process.Kill()
 	cmd.Wait()
-	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
-	up, err := strconv.Atoi(strings.TrimSpace(out))
-	if err != nil {
-		t.Fatalf("uptime %q: %v", out, err)
+	bundle, spec := newBundle(t, "/bin/sleep", "60")
+	setNamespace(spec, specs.TimeNamespace, pin)
+	writeSpec(t, bundle, spec)
+	r := newRuntime(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, "timens", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
 	}
+	if err := r.Start(ctx, "timens"); err != nil {
+		t.Fatal(err)
+	}
+	// An exec'd process joins the container's time namespace too.
+	var buf bytes.Buffer
+	w, done := pipeCollect(t, &buf)
+	p := *spec.Process
+	p.Args = []string{"/bin/sh", "-c", "cut -d. -f1 /proc/uptime"}
+	proc, err := r.Exec(ctx, "timens", &p, ExecOptions{Stdin: devNull(t), Stdout: w, Stderr: w})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc.Wait()
+	<-done
 	var si unix.Sysinfo_t
 	unix.Sysinfo(&si)
-	if up < 1000000 || int64(up) < si.Uptime+999000 {
-		t.Fatalf("uptime in the container %d, host %d: want the 10^6 s offset", up, si.Uptime)
+	out := sh(t, "cut -d. -f1 /proc/uptime", func(s *specs.Spec) { setNamespace(s, specs.TimeNamespace, pin) })
+	// A new user namespace with the time namespace joined by path: the
+	// joiner joins it first and then creates the user namespace.
+	ubundle, uspec := userNSBundle(t, "/bin/sh", "-c", "cut -d. -f1 /proc/uptime; cat /proc/self/uid_map")
+	setNamespace(uspec, specs.TimeNamespace, pin)
+	setNamespace(uspec, specs.UserNamespace, "")
+	uspec.Linux.UIDMappings, uspec.Linux.GIDMappings = testMapping, testMapping
+	uout := strings.Split(strings.TrimSpace(runScript(t, ubundle, uspec)), "\n")
+	if len(uout) != 2 || mapLine(uout[1]) != "0 1000 65536" {
+		t.Fatalf("new user namespace with a joined time namespace: output %q, want uptime and uid map 0 1000 65536", uout)
+	}
+	for what, o := range map[string]string{"container": out, "exec": buf.String(), "new userns": uout[0]} {
+		up, err := strconv.Atoi(strings.TrimSpace(o))
+		if err != nil {
+			t.Fatalf("%s uptime %q: %v", what, o, err)
+		}
+		if up < 1000000 || int64(up) < si.Uptime+999000 {
+			t.Errorf("uptime in the %s %d, host %d: want the 10^6 s offset", what, up, si.Uptime)
+		}
 	}
 }
 
@@ -387,5 +441,48 @@ func TestUserNamespaceProcessAndConsole(t *testing.T) {
 	f := strings.Fields(out)
 	if len(f) < 6 || f[0] != "1234" || f[1] != "1235" || f[2] != "1235" || f[3] != "2000" || f[4] != "256" || f[5] != "/dev/pts/0" {
 		t.Fatalf("output %q: want uid 1234, gid 1235, groups 1235 2000, nofile 256, /dev/pts/0", out)
+	}
+}
+
+// TestJoinOwnUserNamespace: the runtime's own user namespace given by path
+// (setns would refuse it) leaves the container in it.
+func TestJoinOwnUserNamespace(t *testing.T) {
+	own, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := sh(t, "readlink /proc/self/ns/user", func(s *specs.Spec) { setNamespace(s, specs.UserNamespace, "/proc/self/ns/user") })
+	if strings.TrimSpace(out) != own {
+		t.Fatalf("container user namespace %q, want the host's %s", out, own)
+	}
+}
+
+// TestUserNamespaceSharedPid: a second container of a "pod" joins the
+// pinned user namespace and the first container's pid namespace by path
+// (a pod-level pid namespace) and sees the first one's processes.
+func TestUserNamespaceSharedPid(t *testing.T) {
+	ns := pinNamespaces(t, 0)
+	r := newRuntime(t)
+	ctx := context.Background()
+	bundle, spec := userNSBundle(t, "/bin/sleep", "60")
+	setNamespace(spec, specs.UserNamespace, ns["user"])
+	writeSpec(t, bundle, spec)
+	if err := r.Create(ctx, "pod-a", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, "pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.State("pod-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle2, spec2 := userNSBundle(t, "/bin/sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+	setNamespace(spec2, specs.UserNamespace, ns["user"])
+	setNamespace(spec2, specs.PIDNamespace, "/proc/"+strconv.Itoa(st.Pid)+"/ns/pid")
+	out, code := runOut(t, r, "pod-b", bundle2, spec2)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || strings.TrimSpace(lines[0]) != "/bin/sleep 60" || lines[1] == "1" {
+		t.Fatalf("exit %d, output %q: want pid 1 the first container's sleep, itself not pid 1", code, out)
 	}
 }
