@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"hull/internal/errdefs"
 	"hull/internal/oci/cgroups"
 	"hull/internal/oci/seccomp"
+	"hull/internal/oci/unixsock"
 )
 
 // CreateOptions are the per-create options of runc's create command.
@@ -287,14 +287,9 @@ func writePidFile(path string, pid int) error {
 // dialConsole connects to the console socket; the init sends the pty
 // master over it.
 func dialConsole(path string) (*os.File, error) {
-	c, err := net.Dial("unix", path)
+	f, err := unixsock.Dial(path, 0)
 	if err != nil {
 		return nil, fmt.Errorf("connect to console socket %q: %w", path, err)
-	}
-	defer c.Close()
-	f, err := c.(*net.UnixConn).File()
-	if err != nil {
-		return nil, fmt.Errorf("console socket fd: %w", err)
 	}
 	return f, nil
 }

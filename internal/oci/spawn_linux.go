@@ -42,11 +42,12 @@ type spawnOptions struct {
 
 // spawn starts the child blocked on reading its config.
 func spawn(o spawnOptions) (*child, error) {
-	exe, err := openProtectedExe(o.exe)
+	exe, release, err := openProtectedExe(o.exe)
 	if err != nil {
 		return nil, err
 	}
 	defer exe.Close()
+	defer release() // after the child's execve (startCmd waits for it)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)

@@ -83,8 +83,8 @@ var flagBits = []flagBit{
 
 // Features returns the actions, architectures and operators hull
 // understands, in the runtime spec's spelling, for `hullrt features`.
-// Architectures the linked libseccomp cannot build filters for are left out
-// when cgo is available to ask it.
+// Every architecture is accepted; those this machine cannot run get no
+// section in the filter.
 func Features() (actions, archs, operators []string) {
 	for _, a := range actionNames {
 		actions = append(actions, string(a))

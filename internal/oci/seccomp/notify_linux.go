@@ -3,14 +3,13 @@ package seccomp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
+	"time"
 
 	"hull/internal/errdefs"
+	"hull/internal/oci/unixsock"
 )
 
 // sendTimeout bounds connecting to and writing to the seccomp agent: a stuck
@@ -39,22 +38,13 @@ func SendListener(path string, listener *os.File, st *specs.ContainerProcessStat
 	if err != nil {
 		return fmt.Errorf("seccomp: encode process state: %w", err)
 	}
-	conn, err := net.DialTimeout("unix", path, sendTimeout)
+	conn, err := unixsock.Dial(path, sendTimeout)
 	if err != nil {
 		return fmt.Errorf("seccomp: connect to seccomp agent at %s: %w: %w", path, err, errdefs.ErrUnavailable)
 	}
 	defer conn.Close()
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return fmt.Errorf("seccomp: %s is not a unix socket", path)
-	}
-	_ = uc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	n, oobn, err := uc.WriteMsgUnix(b, unix.UnixRights(int(listener.Fd())), nil)
-	if err != nil {
+	if err := unixsock.SendFds(conn, b, int(listener.Fd())); err != nil {
 		return fmt.Errorf("seccomp: send listener to seccomp agent at %s: %w", path, err)
-	}
-	if n != len(b) || oobn == 0 {
-		return fmt.Errorf("seccomp: short write of process state to seccomp agent at %s (%d of %d bytes)", path, n, len(b))
 	}
 	return nil
 }

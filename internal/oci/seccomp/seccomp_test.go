@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -352,5 +353,43 @@ func TestFeatures(t *testing.T) {
 	}
 	if !slices.Contains(KnownFlags(), string(specs.LinuxSeccompFlagWaitKillableRecv)) {
 		t.Errorf("KnownFlags %v lack WAIT_KILLABLE_RECV", KnownFlags())
+	}
+}
+
+// TestOrderedComparisonsOR checks 64-bit ordered comparisons, alone and
+// OR-ed on one argument, against their arithmetic meaning, through the BPF
+// interpreter (libseccomp 2.5.4 miscompiles the OR-ed case).
+func TestOrderedComparisonsOR(t *testing.T) {
+	s := &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"socket"}, Action: specs.ActTrap, Args: []specs.LinuxSeccompArg{
+			{Index: 2, Op: specs.OpGreaterEqual, Value: 1 << 63}, {Index: 2, Op: specs.OpLessThan, Value: 0xffffffff}}},
+		{Names: []string{"read"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{
+			{Index: 1, Op: specs.OpLessEqual, Value: 0x1_0000_0005}, {Index: 0, Op: specs.OpMaskedEqual, Value: 0xf0, ValueTwo: 0x1f0}}},
+	}}
+	prog := mustCompile(t, s)
+	native, _ := family(runtime.GOARCH)
+	if native == nil {
+		t.Skip("no syscall table for " + runtime.GOARCH)
+	}
+	sock, read := uint32(lookup("socket").nr[native.col]), uint32(lookup("read").nr[native.col])
+	for _, c := range []struct {
+		nr   uint32
+		args []uint64
+		want uint32
+	}{
+		{sock, []uint64{0, 0, 0xffffffff}, unix.SECCOMP_RET_KILL_PROCESS},
+		{sock, []uint64{0, 0, 0xfffffffe}, unix.SECCOMP_RET_TRAP},
+		{sock, []uint64{0, 0, 1 << 32}, unix.SECCOMP_RET_KILL_PROCESS},
+		{sock, []uint64{0, 0, 1 << 63}, unix.SECCOMP_RET_TRAP},
+		{sock, []uint64{0, 0, ^uint64(0)}, unix.SECCOMP_RET_TRAP},
+		{read, []uint64{0x1f0, 0x1_0000_0005}, unix.SECCOMP_RET_ALLOW}, // datum bits outside the mask do not count
+		{read, []uint64{0xf0, 0x1_0000_0006}, unix.SECCOMP_RET_KILL_PROCESS},
+		{read, []uint64{0x70, 5}, unix.SECCOMP_RET_KILL_PROCESS},
+		{read, []uint64{0xff, 0}, unix.SECCOMP_RET_ALLOW},
+	} {
+		got := interpret(t, prog, seccompData(native.audit, int32(c.nr), c.args...))
+		if got != c.want {
+			t.Errorf("nr %d args %#x: %#x, want %#x", c.nr, c.args, got, c.want)
+		}
 	}
 }

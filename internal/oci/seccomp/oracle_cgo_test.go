@@ -2,6 +2,9 @@
 
 package seccomp
 
+// The oracle: hull's earlier compiler, which built filters with libseccomp
+// (cgo). The tests hold the pure-Go compiler to the same verdicts.
+
 import (
 	"fmt"
 	"io"
@@ -14,15 +17,12 @@ import (
 	"hull/internal/errdefs"
 )
 
-// maxInsns is the kernel's limit on one classic BPF program (BPF_MAXINSNS).
-const maxInsns = maxProgLen
-
-// compile builds the program for s with libseccomp, without any caching.
-func compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+// oracleCompile builds the program for s with libseccomp, without any caching.
+func oracleCompile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if err := Validate(s); err != nil {
 		return nil, err
 	}
-	defAct, err := libAction(s.DefaultAction, s.DefaultErrnoRet)
+	defAct, err := oracleAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, err
 	}
@@ -36,22 +36,22 @@ func compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	// instructions per syscall. Older libseccomp lacks it; that is fine.
 	_ = f.SetOptimize(2)
 
-	archs, err := addArchs(f, s.Architectures)
+	archs, err := oracleArchs(f, s.Architectures)
 	if err != nil {
 		return nil, err
 	}
 	maxNr := map[libseccomp.ScmpArch]int{}
 	for i := range s.Syscalls {
-		if err := addSyscall(f, &s.Syscalls[i], defAct, archs, maxNr); err != nil {
+		if err := oracleSyscall(f, &s.Syscalls[i], defAct, archs, maxNr); err != nil {
 			return nil, err
 		}
 	}
-	prog, err := exportBPF(f)
+	prog, err := oracleExport(f)
 	if err != nil {
 		return nil, err
 	}
 	if s.DefaultAction == specs.ActErrno && errnoOf(s.DefaultErrnoRet) != uint(unix.ENOSYS) {
-		prog = prependENOSYS(prog, stubArchs(archs, maxNr))
+		prog = prependENOSYS(prog, oracleStubArchs(archs, maxNr))
 	}
 	if len(prog) > maxInsns {
 		return nil, fmt.Errorf("seccomp: compiled filter has %d instructions, the kernel allows %d: %w",
@@ -65,7 +65,7 @@ func compile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 // Architectures this libseccomp cannot build filters for are skipped: such a
 // profile lists foreign architectures "just in case", and syscalls from them
 // still hit the filter's bad-architecture action.
-func addArchs(f *libseccomp.ScmpFilter, names []specs.Arch) ([]libseccomp.ScmpArch, error) {
+func oracleArchs(f *libseccomp.ScmpFilter, names []specs.Arch) ([]libseccomp.ScmpArch, error) {
 	native, err := libseccomp.GetNativeArch()
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: native architecture: %w", err)
@@ -92,13 +92,13 @@ func addArchs(f *libseccomp.ScmpFilter, names []specs.Arch) ([]libseccomp.ScmpAr
 
 // addSyscall adds the rules of one syscall entry and records, per
 // architecture, the highest syscall number the profile names.
-func addSyscall(f *libseccomp.ScmpFilter, sc *specs.LinuxSyscall, defAct libseccomp.ScmpAction,
+func oracleSyscall(f *libseccomp.ScmpFilter, sc *specs.LinuxSyscall, defAct libseccomp.ScmpAction,
 	archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) error {
-	act, err := libAction(sc.Action, sc.ErrnoRet)
+	act, err := oracleAction(sc.Action, sc.ErrnoRet)
 	if err != nil {
 		return err
 	}
-	conds, err := conditions(sc.Args)
+	conds, err := oracleConditions(sc.Args)
 	if err != nil {
 		return fmt.Errorf("seccomp: syscall %q: %w", sc.Names[0], err)
 	}
@@ -109,7 +109,7 @@ func addSyscall(f *libseccomp.ScmpFilter, sc *specs.LinuxSyscall, defAct libsecc
 			// ignored like runc does so that newer profiles still load.
 			continue
 		}
-		recordMax(name, archs, maxNr)
+		oracleRecordMax(name, archs, maxNr)
 		// libseccomp refuses rules that repeat the default action; they
 		// change nothing, so drop them.
 		if act == defAct {
@@ -129,7 +129,7 @@ func addSyscall(f *libseccomp.ScmpFilter, sc *specs.LinuxSyscall, defAct libsecc
 // (AND of all conditions) when every argument index appears once, else one
 // rule per condition (OR), which is what runc does and what profiles such as
 // the default personality rule rely on.
-func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, error) {
+func oracleConditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, error) {
 	if len(args) == 0 {
 		return [][]libseccomp.ScmpCondition{nil}, nil
 	}
@@ -137,7 +137,7 @@ func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, err
 	all := make([]libseccomp.ScmpCondition, 0, len(args))
 	repeated := false
 	for _, a := range args {
-		c, err := condition(a)
+		c, err := oracleCondition(a)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +158,7 @@ func conditions(args []specs.LinuxSeccompArg) ([][]libseccomp.ScmpCondition, err
 }
 
 // condition converts one argument comparison.
-func condition(a specs.LinuxSeccompArg) (libseccomp.ScmpCondition, error) {
+func oracleCondition(a specs.LinuxSeccompArg) (libseccomp.ScmpCondition, error) {
 	var op libseccomp.ScmpCompareOp
 	switch a.Op {
 	case specs.OpNotEqual:
@@ -192,7 +192,7 @@ func condition(a specs.LinuxSeccompArg) (libseccomp.ScmpCondition, error) {
 }
 
 // libAction converts a spec action (validated already) to libseccomp's.
-func libAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, error) {
+func oracleAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, error) {
 	switch a {
 	case specs.ActKill, specs.ActKillThread:
 		return libseccomp.ActKillThread, nil
@@ -216,7 +216,7 @@ func libAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, 
 
 // exportBPF writes the filter's program into a memfd (no pipe-buffer limit,
 // nothing on disk) and parses the sock_filter array back.
-func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
+func oracleExport(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	fd, err := unix.MemfdCreate("hull-seccomp-bpf", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp: memfd for BPF export: %w", err)
@@ -236,22 +236,9 @@ func exportBPF(f *libseccomp.ScmpFilter) ([]unix.SockFilter, error) {
 	return parseBPF(raw)
 }
 
-// libArchSupported reports whether the linked libseccomp can build filters
-// for the architecture named lib.
-func libArchSupported(lib string) bool {
-	a, err := libseccomp.GetArchFromString(lib)
-	if err != nil {
-		return false
-	}
-	// Asking for a syscall number by architecture fails for architectures
-	// the C library was built without.
-	_, err = libseccomp.GetSyscallFromNameByArch("read", a)
-	return err == nil
-}
-
-// auditArchs maps the architectures the ENOSYS stub covers to their
+// oracleAuditArchs maps the architectures the ENOSYS stub covers to their
 // AUDIT_ARCH values (struct seccomp_data.arch). Others get no stub.
-var auditArchs = map[libseccomp.ScmpArch]uint32{
+var oracleAuditArchs = map[libseccomp.ScmpArch]uint32{
 	libseccomp.ArchAMD64: unix.AUDIT_ARCH_X86_64,
 	libseccomp.ArchX86:   unix.AUDIT_ARCH_I386,
 	libseccomp.ArchARM64: unix.AUDIT_ARCH_AARCH64,
@@ -260,14 +247,14 @@ var auditArchs = map[libseccomp.ScmpArch]uint32{
 
 // stubArchs lists the ENOSYS stub's architectures: those in the filter with
 // a known AUDIT_ARCH that the profile names at least one syscall on.
-func stubArchs(archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) []stubArch {
+func oracleStubArchs(archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) []stubArch {
 	var out []stubArch
 	hasX32 := false
 	for _, a := range archs {
 		hasX32 = hasX32 || (a == libseccomp.ArchX32 && maxNr[a] > 0)
 	}
 	for _, a := range archs {
-		audit, ok := auditArchs[a]
+		audit, ok := oracleAuditArchs[a]
 		if !ok || maxNr[a] <= 0 {
 			continue
 		}
@@ -289,7 +276,7 @@ func stubArchs(archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) [
 // only the common numbers count, without x32Bit: its 512..547 range holds
 // x32 variants of old syscalls and says nothing about how new the profile is;
 // likewise ARM's private syscalls.
-func recordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) {
+func oracleRecordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.ScmpArch]int) {
 	for _, a := range archs {
 		n, err := libseccomp.GetSyscallFromNameByArch(name, a)
 		if err != nil || n < 0 {
@@ -309,10 +296,4 @@ func recordMax(name string, archs []libseccomp.ScmpArch, maxNr map[libseccomp.Sc
 			maxNr[a] = v
 		}
 	}
-}
-
-// libVersion is the linked libseccomp's version, part of the cache key.
-func libVersion() string {
-	major, minor, micro := libseccomp.GetLibraryVersion()
-	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
 }
