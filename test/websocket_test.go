@@ -204,31 +204,40 @@ func TestWebSocketTokenOnce(t *testing.T) {
 			t.Fatalf("%s: reused token (%s) of %s: HTTP %d, want 404", tc.name, tc.then, u, code)
 		}
 	}
-	// A port-forward URL still goes to the library.
-	r, err := rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := upgrade(t, r.Url, "spdy-portforward"); code != http.StatusSwitchingProtocols {
-		t.Fatalf("port-forward upgrade of %s: HTTP %d", r.Url, code)
+	// Port-forward URLs stay the library's, tunnelled or not.
+	for _, order := range [][2]string{{"spdy-portforward", "tunnel"}, {"tunnel", "spdy-portforward"}, {"tunnel", "tunnel"}} {
+		r, err := rt.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := upgrade(t, r.Url, order[0]); code != http.StatusSwitchingProtocols {
+			t.Fatalf("port-forward upgrade (%s) of %s: HTTP %d", order[0], r.Url, code)
+		}
+		if code := upgrade(t, r.Url, order[1]); code != http.StatusNotFound {
+			t.Fatalf("reused port-forward token (%s after %s) of %s: HTTP %d, want 404", order[1], order[0], r.Url, code)
+		}
 	}
 }
 
 // upgrade asks the streaming server to upgrade u to proto (v5 or v4
-// WebSocket, SPDY remotecommand or port-forward) and returns the HTTP
+// WebSocket, SPDY remotecommand or port-forward, SPDY port-forward
+// tunnelled in a WebSocket) and returns the HTTP
 // status; a switched connection is closed at once.
 func upgrade(t *testing.T, u, proto string) int {
 	t.Helper()
 	method := http.MethodGet
 	h := http.Header{"Connection": {"Upgrade"}}
 	switch proto {
-	case "v5", "v4":
+	case "v5", "v4", "tunnel":
 		key := make([]byte, 16)
 		_, _ = rand.Read(key)
 		h.Set("Upgrade", "websocket")
 		h.Set("Sec-WebSocket-Version", "13")
 		h.Set("Sec-WebSocket-Key", base64.StdEncoding.EncodeToString(key))
 		h.Set("Sec-WebSocket-Protocol", proto+".channel.k8s.io")
+		if proto == "tunnel" {
+			h.Set("Sec-WebSocket-Protocol", "SPDY/3.1+portforward.k8s.io")
+		}
 	case "spdy":
 		method = http.MethodPost
 		h.Set("Upgrade", "SPDY/3.1")
@@ -250,4 +259,58 @@ func upgrade(t *testing.T, u, proto string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestWebSocketPortForward forwards a port with crictl port-forward -r
+// websocket (SPDY tunnelled in WebSocket binary messages) to a busybox
+// httpd: a 1 MiB file arrives whole, and concurrent connections each get
+// their own stream.
+func TestWebSocketPortForward(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	p, c := d.runPod("ws-pf", `mkdir -p /www && echo small-page > /www/index.html &&
+dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\0' x > /www/big && exec httpd -f -p 8080 -h /www`)
+	eventually(t, "httpd listening in the pod", func() bool {
+		out, err := d.crictlErr("exec", "-s", c, "wget", "-q", "-O-", "http://127.0.0.1:8080/index.html")
+		return err == nil && strings.Contains(out, "small-page")
+	})
+	port := freePorts(t, 1)[0]
+	pf := d.crictlCmd("port-forward", "-r", "websocket", p, fmt.Sprintf("%d:8080", port))
+	var pfOut syncBuffer
+	pf.Stdout, pf.Stderr = &pfOut, &pfOut
+	startBounded(t, pf)
+	waitFor(t, "port-forward listening", &pfOut, fmt.Sprintf("Forwarding from 127.0.0.1:%d", port))
+
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(name string) (string, error) {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/%s", port, name))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		return string(b), err
+	}
+	if big, err := get("big"); err != nil || big != strings.Repeat("x", 1<<20) {
+		t.Fatalf("1 MiB through the tunnel: %d bytes, %v; crictl: %s", len(big), err, pfOut.String())
+	}
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			got, err := get("index.html")
+			if err == nil && got != "small-page\n" {
+				err = fmt.Errorf("got %q", got)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent request: %v", err)
+		}
+	}
 }

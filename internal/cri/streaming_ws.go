@@ -43,7 +43,9 @@ type remoteCommander interface {
 // speaks the remotecommand WebSocket protocols up to v4 only, and
 // client-go's WebSocket executor asks for v5 alone, so the library
 // answers it 403. wsFront serves exec and attach requests that ask for v5
-// itself and passes every other request to the library unchanged.
+// itself, turns port-forwards tunnelled in a WebSocket into the SPDY
+// upgrade the library serves (streaming_tunnel.go), and passes every other
+// request to the library unchanged.
 //
 // The URLs are the library's (GetExec/GetAttach); hull keeps each one's
 // CRI request in a ticketBook. Every request for a remembered URL takes
@@ -60,7 +62,12 @@ type wsFront struct {
 
 func (f *wsFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, ok := f.tickets.take(r.URL.Path)
-	if !ok || !wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+	switch {
+	case ok && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r):
+	case wantsTunnel(r):
+		f.serveTunnel(w, r)
+		return
+	default:
 		f.lib.ServeHTTP(w, r)
 		return
 	}
