@@ -114,6 +114,76 @@ func TestWebSocketExec(t *testing.T) {
 	})
 }
 
+// TestWebSocketConcurrentExec runs 12 crictl exec at once into one
+// container, alternating WebSocket and SPDY: each gets its own streams
+// and exit code.
+func TestWebSocketConcurrentExec(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	_, c := d.runPod("ws-conc", "sleep 3600")
+	const n = 12
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			tr := []string{"websocket", "spdy"}[i%2]
+			code := i % 4
+			cmd := d.crictlCmd("exec", "-r", tr, c, "sh", "-c", fmt.Sprintf("echo out-%d; echo err-%d >&2; exit %d", i, i, code))
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if e := checkExec(i, code, false, stdout.String(), stderr.String(), err); e != nil {
+				err = fmt.Errorf("%s: %w", tr, e)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestWebSocketAttachTTY attaches with -it -r websocket to a container
+// with a terminal: input reaches it, and crictl's terminal size, before
+// and after a resize, is what it sees.
+func TestWebSocketAttachTTY(t *testing.T) {
+	d := startHulld(t, "")
+	d.crictl("pull", busybox)
+	pod := d.podJSON("ws-attach-tty", "")
+	p := d.crictl("runp", pod)
+	c := d.crictl("create", p, d.ctrJSON("ws-attach-tty", `while read x; do echo "size=$(stty size)"; done`,
+		`"stdin":true,"tty":true`), pod)
+	d.crictl("start", c)
+
+	master, slave := openPty(t)
+	setWinsize(t, master, 23, 77)
+	cmd := d.crictlCmd("attach", "-it", "-r", "websocket", c)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	var out syncBuffer
+	go func() { _, _ = io.Copy(&out, master) }()
+	startBounded(t, cmd)
+	slave.Close()
+	typeUntil := func(want string) {
+		t.Helper()
+		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
+			if _, err := master.Write([]byte("\r")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("attach -it -r websocket: %q not seen: %q", want, out.String())
+		}
+	}
+	typeUntil("size=23 77")
+	setWinsize(t, master, 45, 130)
+	typeUntil("size=45 130")
+}
+
 // TestWebSocketAttach attaches with crictl attach -i -r websocket to a
 // container running cat: what is sent comes back.
 func TestWebSocketAttach(t *testing.T) {

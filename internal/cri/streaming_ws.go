@@ -1,14 +1,17 @@
 package cri
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -136,7 +139,7 @@ func (f *wsFront) serveV5(w http.ResponseWriter, r *http.Request, t streamTicket
 	// net/http ends the request's context once a read of the hijacked
 	// connection fails (client gone, idle timeout): that ends the command.
 	ctx := r.Context()
-	_, ch, err := conn.Open(w, r)
+	_, ch, err := conn.Open(&lingerWriter{ResponseWriter: w}, r)
 	if err != nil {
 		f.log.Debug("websocket v5: upgrade failed", "path", r.URL.Path, "err", err)
 		return
@@ -277,4 +280,50 @@ func internalStatus(err error) remoteStatus {
 		Message: "Internal error occurred: " + err.Error(),
 		Code:    http.StatusInternalServerError,
 	}
+}
+
+// closeLinger bounds how long a finished v5 session waits for the
+// client's answer to its close frame.
+const closeLinger = 2 * time.Second
+
+// lingerWriter hands the WebSocket server a connection whose first Close
+// (the session's end: the close frame is already sent) leaves the socket
+// open until the client answers the close frame, so the WebSocket reader
+// ends with a clean EOF rather than a read on a closed socket, which
+// wsstream logs as an error (once per session). The second Close (the
+// reader's end) or closeLinger closes it.
+type lingerWriter struct{ http.ResponseWriter }
+
+func (l *lingerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := l.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("websocket: the connection cannot be hijacked")
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &lingerConn{Conn: c}, rw, nil
+}
+
+type lingerConn struct {
+	net.Conn
+	mu     sync.Mutex
+	closes int
+	timer  *time.Timer
+}
+
+func (c *lingerConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closes++
+	switch c.closes {
+	case 1:
+		c.timer = time.AfterFunc(closeLinger, func() { _ = c.Conn.Close() })
+		return nil
+	case 2:
+		c.timer.Stop()
+		return c.Conn.Close()
+	}
+	return nil
 }
