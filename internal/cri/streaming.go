@@ -28,8 +28,9 @@ import (
 // streamServer is the exec/attach/port-forward HTTP server the CRI
 // Exec/Attach/PortForward RPCs hand out URLs for (one-time tokens).
 type streamServer struct {
-	srv streaming.Server
-	l   net.Listener
+	srv     streaming.Server
+	tickets *ticketBook // exec/attach URLs handed out, for WebSocket v5 (streaming_ws.go)
+	l       net.Listener
 }
 
 // startStreaming listens on addr ("ip:port", port 0 = any) and serves the
@@ -47,9 +48,11 @@ func (s *Service) startStreaming(addr string) error {
 		l.Close()
 		return fmt.Errorf("streaming server: %w", err)
 	}
-	s.stream = &streamServer{srv: srv, l: l}
+	tickets := newTicketBook()
+	s.stream = &streamServer{srv: srv, tickets: tickets, l: l}
+	front := &wsFront{lib: srv, tickets: tickets, run: streamRuntime{s}, idle: cfg.StreamIdleTimeout, log: s.log}
 	go func() {
-		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second, TLSConfig: s.opts.StreamTLS}
+		hs := &http.Server{Handler: front, ReadHeaderTimeout: 30 * time.Second, TLSConfig: s.opts.StreamTLS}
 		serve := hs.Serve
 		if hs.TLSConfig != nil {
 			serve = func(l net.Listener) error { return hs.ServeTLS(l, "", "") }
@@ -93,7 +96,14 @@ func (s *Service) Exec(_ context.Context, r *runtimeapi.ExecRequest) (*runtimeap
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	r.ContainerId = c.ID
-	return s.stream.srv.GetExec(r)
+	resp, err := s.stream.srv.GetExec(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.stream.tickets.remember(resp.GetUrl(), streamTicket{exec: r}); err != nil {
+		return nil, fmt.Errorf("exec: streaming URL %q: %w", resp.GetUrl(), err)
+	}
+	return resp, nil
 }
 
 // Attach returns the URL of a streaming attach session.
@@ -106,7 +116,14 @@ func (s *Service) Attach(_ context.Context, r *runtimeapi.AttachRequest) (*runti
 		return nil, fmt.Errorf("attach: %w", err)
 	}
 	r.ContainerId = c.ID
-	return s.stream.srv.GetAttach(r)
+	resp, err := s.stream.srv.GetAttach(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.stream.tickets.remember(resp.GetUrl(), streamTicket{attach: r}); err != nil {
+		return nil, fmt.Errorf("attach: streaming URL %q: %w", resp.GetUrl(), err)
+	}
+	return resp, nil
 }
 
 // PortForward returns the URL of a port-forward session into the pod.
