@@ -390,17 +390,24 @@ func checkExec(i, code int, sync bool, stdout, stderr string, err error) error {
 // a terminal: input reaches it and crictl's terminal size, before and
 // after a resize, is what the container sees.
 func TestStreamingAttachTTYResize(t *testing.T) {
+	attachTTYResize(t, "attach-tty", nil, [2]uint16{27, 91}, [2]uint16{44, 132})
+}
+
+// attachTTYResize runs `crictl attach -it` (plus extra flags, e.g. the
+// transport) into a container printing its terminal size for each line it
+// reads, and checks the size crictl sent at attach and after a resize.
+func attachTTYResize(t *testing.T, name string, extra []string, first, second [2]uint16) {
 	d := startHulld(t, "")
 	d.crictl("pull", busybox)
-	pod := d.podJSON("attach-tty", "")
+	pod := d.podJSON(name, "")
 	p := d.crictl("runp", pod)
-	c := d.crictl("create", p, d.ctrJSON("attach-tty", `while read x; do echo "size=$(stty size)"; done`,
+	c := d.crictl("create", p, d.ctrJSON(name, `while read x; do echo "size=$(stty size)"; done`,
 		`"stdin":true,"tty":true`), pod)
 	d.crictl("start", c)
 
 	master, slave := openPty(t)
-	setWinsize(t, master, 27, 91)
-	cmd := d.crictlCmd("attach", "-it", c)
+	setWinsize(t, master, first[0], first[1])
+	cmd := d.crictlCmd(append(append([]string{"attach", "-it"}, extra...), c)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	var out syncBuffer
@@ -419,12 +426,12 @@ func TestStreamingAttachTTYResize(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if !strings.Contains(out.String(), want) {
-			t.Fatalf("attach -it: %q not seen: %q", want, out.String())
+			t.Fatalf("attach -it %v: %q not seen: %q", extra, want, out.String())
 		}
 	}
-	typeUntil("size=27 91")
-	setWinsize(t, master, 44, 132)
-	typeUntil("size=44 132")
+	typeUntil(fmt.Sprintf("size=%d %d", first[0], first[1]))
+	setWinsize(t, master, second[0], second[1])
+	typeUntil(fmt.Sprintf("size=%d %d", second[0], second[1]))
 }
 
 // TestStreamingExecTTYShortCommand runs commands that end at once under

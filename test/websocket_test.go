@@ -150,38 +150,7 @@ func TestWebSocketConcurrentExec(t *testing.T) {
 // with a terminal: input reaches it, and crictl's terminal size, before
 // and after a resize, is what it sees.
 func TestWebSocketAttachTTY(t *testing.T) {
-	d := startHulld(t, "")
-	d.crictl("pull", busybox)
-	pod := d.podJSON("ws-attach-tty", "")
-	p := d.crictl("runp", pod)
-	c := d.crictl("create", p, d.ctrJSON("ws-attach-tty", `while read x; do echo "size=$(stty size)"; done`,
-		`"stdin":true,"tty":true`), pod)
-	d.crictl("start", c)
-
-	master, slave := openPty(t)
-	setWinsize(t, master, 23, 77)
-	cmd := d.crictlCmd("attach", "-it", "-r", "websocket", c)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	var out syncBuffer
-	go func() { _, _ = io.Copy(&out, master) }()
-	startBounded(t, cmd)
-	slave.Close()
-	typeUntil := func(want string) {
-		t.Helper()
-		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
-			if _, err := master.Write([]byte("\r")); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("attach -it -r websocket: %q not seen: %q", want, out.String())
-		}
-	}
-	typeUntil("size=23 77")
-	setWinsize(t, master, 45, 130)
-	typeUntil("size=45 130")
+	attachTTYResize(t, "ws-attach-tty", []string{"-r", "websocket"}, [2]uint16{23, 77}, [2]uint16{45, 130})
 }
 
 // TestWebSocketAttach attaches with crictl attach -i -r websocket to a
