@@ -160,18 +160,54 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		}
 		defer console.Close()
 	}
+	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	// Without a user namespace the init can move its own exec thread into
+	// the v1 cgroups, which skips the migration's RCU grace period; the
+	// directories must exist before it runs. What still migrates (the
+	// cgroup2 part on hybrid hosts, everything elsewhere) waits for a
+	// grace period: start it now (cgroups.PrimeMigration), after the
+	// mkdirs, which would otherwise wait behind it for cgroup_mutex.
+	if !hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
+		if dirs := cgroups.SelfJoinDirs(mgr); len(dirs) > 0 {
+			if err := mgr.Apply(0); err != nil {
+				return nil, fmt.Errorf("cgroups: %w", err)
+			}
+			cfg.CgroupSelfJoin = dirs
+		}
+	}
+	// The cgroup2 part of a hybrid host: the init is born there
+	// (clone3 CLONE_INTO_CGROUP, which takes the rwsem only for reading).
+	unifiedAtFork := false
+	if len(cfg.CgroupSelfJoin) > 0 && mgr.Path("") != "" && sys != nil {
+		fd, err := unix.Open(mgr.Path(""), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("cgroups: open %s: %w", mgr.Path(""), err)
+		}
+		defer unix.Close(fd)
+		sys.UseCgroupFD, sys.CgroupFD, unifiedAtFork = true, fd, true
+	}
+	if len(cfg.CgroupSelfJoin) == 0 || mgr.Path("") != "" && !unifiedAtFork {
+		go cgroups.PrimeMigration()
+	}
+	trace("create: cgroup dirs made")
 	so := spawnOptions{mode: "init", exe: r.initPath, preserve: o.PreserveFDs, fifo: fifo, console: console,
 		sys: sys, joinPidPath: joinPid, raw: raw, mountFDs: mountFDs}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
-	if ch, err = spawn(so); err != nil {
+	if ch, err = spawn(so); err != nil && unifiedAtFork {
+		// A kernel without clone3 or CLONE_INTO_CGROUP (before 5.7):
+		// the parent migrates the init instead.
+		sys.UseCgroupFD, unifiedAtFork = false, false
+		go cgroups.PrimeMigration()
+		ch, err = spawn(so)
+	}
+	if err != nil {
 		return nil, err
 	}
 	pid := ch.proc.Pid
 	s.Pid = pid
 	trace("create: init spawned")
-	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
-	}
 	// The init sets up its rootfs while the (slow) cgroup placement runs;
 	// it waits for the "cgroups" message before anything that needs it.
 	if mps, err := mounts(); err == nil {
@@ -182,7 +218,16 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		return nil, err
 	}
 	trace("create: config sent")
-	if err := mgr.Apply(pid); err != nil {
+	apply := mgr.Apply
+	if len(cfg.CgroupSelfJoin) > 0 {
+		apply = func(pid int) error {
+			if unifiedAtFork {
+				return nil
+			}
+			return cgroups.ApplyRest(mgr, pid)
+		}
+	}
+	if err := apply(pid); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if err := checkControllers(spec.Linux.Resources, mgr); err != nil {
@@ -235,6 +280,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if err := r.writeSaved(s); err != nil {
 		return nil, err
 	}
+	trace("create: state written")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
