@@ -235,6 +235,12 @@ func (c *initProc) runInit() error {
 // namespace (the parent forked it there) and joins the others itself.
 func (c *initProc) runExec() error {
 	cfg := c.cfg
+	// Before the mount namespace: the cgroup directories are host paths.
+	if len(cfg.CgroupSelfJoin) > 0 {
+		if err := joinSelf(cfg.CgroupSelfJoin); err != nil {
+			return err
+		}
+	}
 	if err := joinNamespaces(cfg.Join); err != nil {
 		return err
 	}
