@@ -84,6 +84,16 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	var mgr cgroups.Manager
 	var ch *child
+	// The v1 cgroup directories are made during the spawn; waitDirs
+	// returns once they are (at once if that never started).
+	var dirsDone chan error
+	var dirsErr error
+	waitDirs := func() error {
+		if dirsDone != nil {
+			dirsErr, dirsDone = <-dirsDone, nil
+		}
+		return dirsErr
+	}
 	defer func() {
 		if retErr == nil {
 			return
@@ -92,6 +102,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 			ch.kill()
 		}
 		if mgr != nil {
+			waitDirs() // never remove the directories while they are made
 			mgr.Destroy()
 		}
 		os.RemoveAll(dir)
@@ -171,9 +182,11 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	// mkdirs, which would otherwise wait behind it for cgroup_mutex.
 	if !hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
 		if dirs := cgroups.SelfJoinDirs(mgr); len(dirs) > 0 {
-			if err := mgr.Apply(0); err != nil {
+			if err := cgroups.MakeUnifiedDir(mgr); err != nil {
 				return nil, fmt.Errorf("cgroups: %w", err)
 			}
+			dirsDone = make(chan error, 1)
+			go func() { dirsDone <- cgroups.MakeV1Dirs(mgr) }()
 			cfg.CgroupSelfJoin = dirs
 		}
 	}
@@ -214,6 +227,10 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		cfg.CgroupBinds = cgroupBinds(mgr, mps)
 	}
 	cfg.State.Pid = pid
+	// The init uses the directories as soon as it has its config.
+	if err := waitDirs(); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
 	if err := ch.send(cfg); err != nil {
 		return nil, err
 	}
@@ -246,6 +263,13 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		return nil, err
 	}
 	trace("create: cgroups applied")
+	// The state to save, prepared while the init sets itself up.
+	if _, start, ok := procStat(pid); ok {
+		s.StartTime = start
+	}
+	if s.Config, err = json.Marshal(spec); err != nil {
+		return nil, fmt.Errorf("encode config of %q: %w", id, err)
+	}
 	for {
 		m, err := ch.recv()
 		if err != nil {
@@ -271,12 +295,6 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	ch.sync.Close()
 	trace("create: init ready")
-	if _, start, ok := procStat(pid); ok {
-		s.StartTime = start
-	}
-	if s.Config, err = json.Marshal(spec); err != nil {
-		return nil, fmt.Errorf("encode config of %q: %w", id, err)
-	}
 	if err := r.writeSaved(s); err != nil {
 		return nil, err
 	}

@@ -63,3 +63,28 @@ func ApplyRest(m Manager, pid int) error {
 	}
 	return nil
 }
+
+// MakeUnifiedDir and MakeV1Dirs are Apply(0) of a manager that has
+// SelfJoinDirs in two halves that may run concurrently: the cgroup2
+// directory, which a CLONE_INTO_CGROUP spawn needs first, and the v1
+// ones, which the init needs only once it runs. For other managers
+// MakeUnifiedDir is Apply(0) and MakeV1Dirs does nothing.
+func MakeUnifiedDir(m Manager) error {
+	v1, ok := m.(*v1Manager)
+	if !ok {
+		return m.Apply(0)
+	}
+	if v1.unified != nil {
+		return v1.unified.Apply(0)
+	}
+	return nil
+}
+
+// MakeV1Dirs: see MakeUnifiedDir.
+func MakeV1Dirs(m Manager) error {
+	v1, ok := m.(*v1Manager)
+	if !ok {
+		return nil
+	}
+	return (&v1Manager{paths: v1.paths}).Apply(0)
+}
