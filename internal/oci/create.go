@@ -109,7 +109,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}()
 
 	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations}
-	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+	cfg := &initConfig{Mode: "init", ID: id, Spec: initSpec(spec), Process: spec.Process, Rootfs: rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: terminal,
 		State: stateForHooks(s, specs.StateCreating, 0)}
 	var sys *syscall.SysProcAttr
@@ -308,6 +308,20 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	r.children[id] = ch.proc
 	r.mu.Unlock()
 	return ch.proc, nil
+}
+
+// initSpec is the part of spec the init works from: the resources (the
+// parent applies them) and the seccomp profile (compiled by the parent,
+// sent as cfg.Seccomp) left out, so that the init does not decode them; a
+// runtime's default seccomp profile is most of a typical config.
+func initSpec(spec *specs.Spec) *specs.Spec {
+	c := *spec
+	if spec.Linux != nil {
+		l := *spec.Linux
+		l.Resources, l.Seccomp = nil, nil
+		c.Linux = &l
+	}
+	return &c
 }
 
 // checkControllers refuses limits that no mounted controller can enforce
