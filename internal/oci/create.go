@@ -311,11 +311,13 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 }
 
 // initSpec is the part of spec the init works from: the resources (the
-// parent applies them) and the seccomp profile (compiled by the parent,
-// sent as cfg.Seccomp) left out, so that the init does not decode them; a
-// runtime's default seccomp profile is most of a typical config.
+// parent applies them), the seccomp profile (compiled by the parent, sent
+// as cfg.Seccomp), the process (sent as cfg.Process) and the annotations
+// left out, so that the init does not decode them; a runtime's default
+// seccomp profile is most of a typical config.
 func initSpec(spec *specs.Spec) *specs.Spec {
 	c := *spec
+	c.Process, c.Annotations = nil, nil
 	if spec.Linux != nil {
 		l := *spec.Linux
 		l.Resources, l.Seccomp = nil, nil
