@@ -84,6 +84,16 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	var mgr cgroups.Manager
 	var ch *child
+	// The v1 cgroup directories are made during the spawn; waitDirs
+	// returns once they are (at once if that never started).
+	var dirsDone chan error
+	var dirsErr error
+	waitDirs := func() error {
+		if dirsDone != nil {
+			dirsErr, dirsDone = <-dirsDone, nil
+		}
+		return dirsErr
+	}
 	defer func() {
 		if retErr == nil {
 			return
@@ -92,13 +102,14 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 			ch.kill()
 		}
 		if mgr != nil {
+			waitDirs() // never remove the directories while they are made
 			mgr.Destroy()
 		}
 		os.RemoveAll(dir)
 	}()
 
 	s := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Annotations: spec.Annotations}
-	cfg := &initConfig{Mode: "init", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+	cfg := &initConfig{Mode: "init", ID: id, Spec: initSpec(spec), Process: spec.Process, Rootfs: rootfs,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Console: terminal,
 		State: stateForHooks(s, specs.StateCreating, 0)}
 	var sys *syscall.SysProcAttr
@@ -160,29 +171,80 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		}
 		defer console.Close()
 	}
+	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	// Without a user namespace the init can move its own exec thread into
+	// the v1 cgroups, which skips the migration's RCU grace period; the
+	// directories must exist before it runs. What still migrates (the
+	// cgroup2 part on hybrid hosts, everything elsewhere) waits for a
+	// grace period: start it now (cgroups.PrimeMigration), after the
+	// mkdirs, which would otherwise wait behind it for cgroup_mutex.
+	if !hasNamespace(spec.Linux.Namespaces, specs.UserNamespace) {
+		if dirs := cgroups.SelfJoinDirs(mgr); len(dirs) > 0 {
+			if err := cgroups.MakeUnifiedDir(mgr); err != nil {
+				return nil, fmt.Errorf("cgroups: %w", err)
+			}
+			dirsDone = make(chan error, 1)
+			go func() { dirsDone <- cgroups.MakeV1Dirs(mgr) }()
+			cfg.CgroupSelfJoin = dirs
+		}
+	}
+	// The cgroup2 part of a hybrid host: the init is born there
+	// (clone3 CLONE_INTO_CGROUP, which takes the rwsem only for reading).
+	unifiedAtFork := false
+	if len(cfg.CgroupSelfJoin) > 0 && mgr.Path("") != "" && sys != nil {
+		fd, err := unix.Open(mgr.Path(""), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("cgroups: open %s: %w", mgr.Path(""), err)
+		}
+		defer unix.Close(fd)
+		sys.UseCgroupFD, sys.CgroupFD, unifiedAtFork = true, fd, true
+	}
+	if len(cfg.CgroupSelfJoin) == 0 || mgr.Path("") != "" && !unifiedAtFork {
+		go cgroups.PrimeMigration()
+	}
+	trace("create: cgroup dirs made")
 	so := spawnOptions{mode: "init", exe: r.initPath, preserve: o.PreserveFDs, fifo: fifo, console: console,
 		sys: sys, joinPidPath: joinPid, raw: raw, mountFDs: mountFDs}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
-	if ch, err = spawn(so); err != nil {
+	if ch, err = spawn(so); err != nil && unifiedAtFork {
+		// A kernel without clone3 or CLONE_INTO_CGROUP (before 5.7):
+		// the parent migrates the init instead.
+		sys.UseCgroupFD, unifiedAtFork = false, false
+		go cgroups.PrimeMigration()
+		ch, err = spawn(so)
+	}
+	if err != nil {
 		return nil, err
 	}
 	pid := ch.proc.Pid
 	s.Pid = pid
 	trace("create: init spawned")
-	if mgr, err = cgroups.New(spec.Linux.CgroupsPath, id, cgroups.Options{Systemd: r.systemd}); err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
-	}
 	// The init sets up its rootfs while the (slow) cgroup placement runs;
 	// it waits for the "cgroups" message before anything that needs it.
 	if mps, err := mounts(); err == nil {
 		cfg.CgroupBinds = cgroupBinds(mgr, mps)
 	}
 	cfg.State.Pid = pid
+	// The init uses the directories as soon as it has its config.
+	if err := waitDirs(); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
 	if err := ch.send(cfg); err != nil {
 		return nil, err
 	}
 	trace("create: config sent")
-	if err := mgr.Apply(pid); err != nil {
+	apply := mgr.Apply
+	if len(cfg.CgroupSelfJoin) > 0 {
+		apply = func(pid int) error {
+			if unifiedAtFork {
+				return nil
+			}
+			return cgroups.ApplyRest(mgr, pid)
+		}
+	}
+	if err := apply(pid); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if err := checkControllers(spec.Linux.Resources, mgr); err != nil {
@@ -201,6 +263,13 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 		return nil, err
 	}
 	trace("create: cgroups applied")
+	// The state to save, prepared while the init sets itself up.
+	if _, start, ok := procStat(pid); ok {
+		s.StartTime = start
+	}
+	if s.Config, err = json.Marshal(spec); err != nil {
+		return nil, fmt.Errorf("encode config of %q: %w", id, err)
+	}
 	for {
 		m, err := ch.recv()
 		if err != nil {
@@ -226,15 +295,10 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	}
 	ch.sync.Close()
 	trace("create: init ready")
-	if _, start, ok := procStat(pid); ok {
-		s.StartTime = start
-	}
-	if s.Config, err = json.Marshal(spec); err != nil {
-		return nil, fmt.Errorf("encode config of %q: %w", id, err)
-	}
 	if err := r.writeSaved(s); err != nil {
 		return nil, err
 	}
+	trace("create: state written")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
@@ -244,6 +308,22 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	r.children[id] = ch.proc
 	r.mu.Unlock()
 	return ch.proc, nil
+}
+
+// initSpec is the part of spec the init works from: the resources (the
+// parent applies them), the seccomp profile (compiled by the parent, sent
+// as cfg.Seccomp), the process (sent as cfg.Process) and the annotations
+// left out, so that the init does not decode them; a runtime's default
+// seccomp profile is most of a typical config.
+func initSpec(spec *specs.Spec) *specs.Spec {
+	c := *spec
+	c.Process, c.Annotations = nil, nil
+	if spec.Linux != nil {
+		l := *spec.Linux
+		l.Resources, l.Seccomp = nil, nil
+		c.Linux = &l
+	}
+	return &c
 }
 
 // checkControllers refuses limits that no mounted controller can enforce

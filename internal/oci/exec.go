@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"hull/internal/errdefs"
 	"hull/internal/oci/cgroups"
@@ -29,9 +31,8 @@ type ExecOptions struct {
 // of the caller).
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecOptions) (retProc *os.Process, retErr error) {
 	// The host's cgroup mounts, needed to join the container's cgroups,
-	// are read, and the migration's RCU wait started (PrimeMigration),
-	// while the state is loaded and the helper spawned.
-	go cgroups.PrimeMigration()
+	// are read while the state is loaded.
+	go cgroups.Mode()
 	s, err := r.loadSaved(id)
 	if err != nil {
 		return nil, err
@@ -102,9 +103,35 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		}
 		defer console.Close()
 	}
-	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw}
+	// The cgroup placement as in create: the helper moves its exec thread
+	// into the v1 cgroups itself and is born in the cgroup2 one, neither
+	// of which waits for an RCU grace period; what the parent still
+	// migrates does, so that wait starts now (PrimeMigration).
+	mgr, mgrErr := r.manager(s)
+	var sys *syscall.SysProcAttr
+	unifiedAtFork := false
+	if mgrErr == nil && raw == nil {
+		cfg.CgroupSelfJoin = cgroups.SelfJoinDirs(mgr)
+		if len(cfg.CgroupSelfJoin) > 0 && mgr.Path("") != "" {
+			fd, err := unix.Open(mgr.Path(""), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				defer unix.Close(fd)
+				sys, unifiedAtFork = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}, true
+			}
+		}
+	}
+	if mgrErr == nil && (len(cfg.CgroupSelfJoin) == 0 || mgr.Path("") != "" && !unifiedAtFork) {
+		go cgroups.PrimeMigration()
+	}
+	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw, sys: sys}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
 	ch, err := spawn(so)
+	if err != nil && unifiedAtFork {
+		// No clone3 or CLONE_INTO_CGROUP (kernels before 5.7).
+		so.sys, unifiedAtFork = nil, false
+		go cgroups.PrimeMigration()
+		ch, err = spawn(so)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +147,16 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if err := ch.send(cfg); err != nil {
 		return nil, err
 	}
-	if m, err := r.manager(s); err == nil {
-		if err := m.Apply(pid); err != nil {
+	if mgrErr == nil {
+		var err error
+		switch {
+		case unifiedAtFork:
+		case len(cfg.CgroupSelfJoin) > 0:
+			err = cgroups.ApplyRest(mgr, pid)
+		default:
+			err = mgr.Apply(pid)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("exec: join cgroups: %w", err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"hull/internal/oci/cgroups"
 	"hull/internal/oci/seccomp"
 )
 
@@ -105,6 +106,9 @@ func (c *initProc) runInit() error {
 	}
 	rs := &rootfsSetup{rootfs: cfg.Rootfs, spec: spec, bundle: cfg.State.Bundle, cgroupBinds: cfg.CgroupBinds,
 		waitCgroups: c.waitCgroups}
+	if len(cfg.CgroupSelfJoin) > 0 {
+		rs.waitCgroups = nil // the parent made the directories before the spawn
+	}
 	if len(c.trees) != len(cfg.IDMapMounts) {
 		return fmt.Errorf("got %d idmapped mounts for %d idmapped mount entries", len(c.trees), len(cfg.IDMapMounts))
 	}
@@ -123,6 +127,14 @@ func (c *initProc) runInit() error {
 		if err := c.openPty(cfg.Rootfs + "/dev/ptmx"); err != nil {
 			return err
 		}
+	}
+	// As late as possible: the join waits for cgroup_mutex, which the
+	// parent's migration holds through an RCU grace period meanwhile.
+	if len(cfg.CgroupSelfJoin) > 0 {
+		if err := joinSelf(cfg.CgroupSelfJoin); err != nil {
+			return err
+		}
+		trace("init: joined cgroups")
 	}
 	if err := c.waitCgroups(); err != nil {
 		return err
@@ -223,6 +235,12 @@ func (c *initProc) runInit() error {
 // namespace (the parent forked it there) and joins the others itself.
 func (c *initProc) runExec() error {
 	cfg := c.cfg
+	// Before the mount namespace: the cgroup directories are host paths.
+	if len(cfg.CgroupSelfJoin) > 0 {
+		if err := joinSelf(cfg.CgroupSelfJoin); err != nil {
+			return err
+		}
+	}
 	if err := joinNamespaces(cfg.Join); err != nil {
 		return err
 	}
@@ -244,6 +262,23 @@ func (c *initProc) runExec() error {
 		return err
 	}
 	return c.execProcess(path)
+}
+
+// joinSelf moves the init into its v1 cgroups. Only this thread moves
+// (the one that will execve); if it is not the thread group leader,
+// /proc/PID/cgroup (the leader's, which hooks may read) would still show
+// the host's cgroups, so then the whole process moves instead, paying the
+// grace period.
+func joinSelf(dirs []string) error {
+	if unix.Gettid() == os.Getpid() {
+		return cgroups.JoinSelf(dirs)
+	}
+	for _, d := range dirs {
+		if err := os.WriteFile(d+"/cgroup.procs", []byte("0"), 0); err != nil {
+			return fmt.Errorf("cgroups: join %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 // closeLeakedFDs closes every fd the parent let through by accident (opened

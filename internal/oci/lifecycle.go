@@ -212,6 +212,7 @@ func (r *Runtime) Wait(id string) (int, error) {
 	r.mu.Unlock()
 	if p != nil {
 		ps, err := p.Wait()
+		trace("wait: exited")
 		r.mu.Lock()
 		delete(r.children, id)
 		r.mu.Unlock()
@@ -363,10 +364,9 @@ func cgroupBinds(m cgroups.Manager, mounts []string) []cgroupBind {
 
 // hostMounts reads what create needs from the host's mount table (the
 // cgroup hierarchies and the mount points, two mountinfo parses) in the
-// background, and primes the cgroup migration: it runs while the spec is
-// decoded and the init is spawned, instead of between the spawn and the
-// config the init waits for. The returned function waits for the mount
-// points.
+// background: it runs while the spec is decoded and the init is spawned,
+// instead of between the spawn and the config the init waits for. The
+// returned function waits for the mount points.
 func hostMounts() func() ([]string, error) {
 	type res struct {
 		mps []string
@@ -378,9 +378,6 @@ func hostMounts() func() ([]string, error) {
 		mps, err := mountPoints()
 		ch <- res{mps, err}
 	}()
-	// The RCU grace period the init's cgroup migration waits for starts
-	// now, in parallel with the spec decoding and the spawn.
-	go cgroups.PrimeMigration()
 	return func() ([]string, error) {
 		r := <-ch
 		return r.mps, r.err

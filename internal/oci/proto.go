@@ -23,23 +23,27 @@ const (
 // initConfig is the first message from the parent to the init or exec
 // helper. The child needs nothing else from the host.
 type initConfig struct {
-	Mode         string                   `json:"mode"`
-	ID           string                   `json:"id"`
-	Spec         *specs.Spec              `json:"spec,omitempty"` // init only
-	Process      *specs.Process           `json:"process"`
-	Rootfs       string                   `json:"rootfs,omitempty"`
-	NoPivot      bool                     `json:"noPivot,omitempty"`
-	NoNewKeyring bool                     `json:"noNewKeyring,omitempty"`
-	Join         []nsJoin                 `json:"join,omitempty"`
-	NewCgroupNS  bool                     `json:"newCgroupNS,omitempty"`
-	NewTimeNS    bool                     `json:"newTimeNS,omitempty"`
-	CgroupBinds  []cgroupBind             `json:"cgroupBinds,omitempty"`
-	IDMapMounts  []int                    `json:"idmapMounts,omitempty"` // spec.Mounts indexes of the idmapped mount fds, in order
-	Seccomp      []unix.SockFilter        `json:"seccomp,omitempty"`
-	SeccompFlags []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
-	ParentHooks  bool                     `json:"parentHooks,omitempty"` // parent runs createRuntime/prestart
-	Console      bool                     `json:"console,omitempty"`
-	State        specs.State              `json:"state"`
+	Mode         string         `json:"mode"`
+	ID           string         `json:"id"`
+	Spec         *specs.Spec    `json:"spec,omitempty"` // init only
+	Process      *specs.Process `json:"process"`
+	Rootfs       string         `json:"rootfs,omitempty"`
+	NoPivot      bool           `json:"noPivot,omitempty"`
+	NoNewKeyring bool           `json:"noNewKeyring,omitempty"`
+	Join         []nsJoin       `json:"join,omitempty"`
+	NewCgroupNS  bool           `json:"newCgroupNS,omitempty"`
+	NewTimeNS    bool           `json:"newTimeNS,omitempty"`
+	CgroupBinds  []cgroupBind   `json:"cgroupBinds,omitempty"`
+	// CgroupSelfJoin: v1 directories (already created) the init moves its
+	// exec thread into itself, cheaply (cgroups.JoinSelf); the parent then
+	// does only the rest of the placement.
+	CgroupSelfJoin []string                 `json:"cgroupSelfJoin,omitempty"`
+	IDMapMounts    []int                    `json:"idmapMounts,omitempty"` // spec.Mounts indexes of the idmapped mount fds, in order
+	Seccomp        []unix.SockFilter        `json:"seccomp,omitempty"`
+	SeccompFlags   []specs.LinuxSeccompFlag `json:"seccompFlags,omitempty"`
+	ParentHooks    bool                     `json:"parentHooks,omitempty"` // parent runs createRuntime/prestart
+	Console        bool                     `json:"console,omitempty"`
+	State          specs.State              `json:"state"`
 }
 
 // nsJoin is a namespace the child joins with setns.

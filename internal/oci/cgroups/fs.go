@@ -185,8 +185,12 @@ func walkProcs(dir string) ([]int, error) {
 // removeTree removes dir and its sub-cgroups, deepest first. cgroupfs
 // directories are removed with rmdir even though they hold files. EBUSY
 // (a task still exiting, a css still being released) is retried for about
-// a second.
+// a second. The common case, a leaf, is one rmdir: the listing (dozens of
+// control files per hierarchy) is read only when that fails.
 func removeTree(dir string) error {
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -22,22 +22,23 @@ func PrimeMigration() {
 		return
 	}
 	dir := ""
-	// Any v1 hierarchy will do (the rwsem is shared by all); sorted so the
-	// choice is stable.
+	// Any hierarchy will do (the rwsem is shared by all). The cgroup2 one
+	// first on hybrid hosts: a thread placed with JoinSelf in v1 cgroups
+	// stays where it is. Then v1, sorted so that the choice is stable.
+	if s.v2 != nil {
+		if own, ok := s.self[""]; ok {
+			dir = s.v2.dirFor(own)
+		}
+	}
 	ctrls := make([]string, 0, len(s.v1))
 	for c := range s.v1 {
 		ctrls = append(ctrls, c)
 	}
 	sort.Strings(ctrls)
 	for _, c := range ctrls {
-		if own, ok := s.self[c]; ok {
+		if own, ok := s.self[c]; ok && dir == "" {
 			dir = s.v1[c].dirFor(own)
 			break
-		}
-	}
-	if dir == "" && s.v2 != nil {
-		if own, ok := s.self[""]; ok {
-			dir = s.v2.dirFor(own)
 		}
 	}
 	if dir == "" {
