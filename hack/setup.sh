@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hack/setup.sh: make a fresh Debian 12 machine ready to build and test hull (idempotent).
 #   1. Debian packages (busybox-static for test rootfs, runc/crun/containerd as peers, CNI plugins,
-#      libseccomp-dev for the seccomp compiler, jq/bc/time for the harness)
+#      libseccomp-dev for the seccomp tests' libseccomp oracle (hull's compiler is pure Go), jq/bc/time for the harness)
 #   2. Go tools: staticcheck, gVisor's runsc
 #   3. the shared CRI harness (crictl, critest, crane, registry on 127.0.0.1:5000 with test images)
 #   4. go build -o bin/ ./cmd/...
