@@ -44,8 +44,11 @@ func (c *initProc) attachTty() error {
 	if c.tty == nil {
 		return nil
 	}
-	if _, err := unix.Setsid(); err != nil {
-		return fmt.Errorf("setsid: %w", err)
+	// prepareProcess made it a session leader already; TIOCSCTTY needs one.
+	if sid, _ := unix.Getsid(0); sid != unix.Getpid() {
+		if _, err := unix.Setsid(); err != nil {
+			return fmt.Errorf("setsid: %w", err)
+		}
 	}
 	fd := int(c.tty.Fd())
 	if err := unix.IoctlSetInt(fd, unix.TIOCSCTTY, 0); err != nil {

@@ -30,6 +30,13 @@ var rlimitNames = map[string]int{
 // It runs after the root switch, on the locked thread.
 func (c *initProc) prepareProcess(isInit bool) (string, error) {
 	p := c.cfg.Process
+	// A session (and process group) of its own, as runc and crun give it:
+	// signals sent to the caller's process group (a shell's Ctrl-C, a test
+	// harness ending its group) must not reach the container. EPERM means
+	// it already leads a group, which only a caller's own setup can do.
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
+		return "", fmt.Errorf("setsid: %w", err)
+	}
 	if err := c.attachTty(); err != nil {
 		return "", err
 	}
