@@ -106,49 +106,82 @@ path = "/usr/sbin/runc"
 	for _, h := range []string{"hullrt", "runc"} {
 		t.Run(h, func(t *testing.T) {
 			_, c := d.runPod("resize-"+h, "sleep 3600", "--runtime", h)
-			execTTYResize(t, d, c)
+			execTTYResize(t, d, c, nil, [2]uint16{33, 101}, [2]uint16{41, 123}, 3)
 		})
 	}
 }
 
-// execTTYResize checks the initial size and a resize of an exec -it
-// session into c.
-func execTTYResize(t *testing.T, d *daemon, c string) {
+// ptyCrictl is crictl running with a fresh pty as its controlling
+// terminal; the test plays the user at the master.
+type ptyCrictl struct {
+	cmd     *exec.Cmd
+	master  *os.File
+	out     *syncBuffer
+	done    <-chan struct{} // crictl exited
+	drained <-chan struct{} // all crictl printed is in out
+}
+
+// startOnPty starts crictl with args on a new pty of rows x cols.
+func startOnPty(t *testing.T, d *daemon, rows, cols uint16, args ...string) *ptyCrictl {
+	t.Helper()
 	master, slave := openPty(t)
-	setWinsize(t, master, 33, 101)
-	// Every line read prints the size again, so the test can ask until the
-	// asynchronous resize has arrived.
-	cmd := d.crictlCmd("exec", "-it", c, "sh", "-c", `stty size; while read x; do echo "size=$(stty size)"; done; exit 3`)
+	setWinsize(t, master, rows, cols)
+	cmd := d.crictlCmd(args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	var out syncBuffer
+	p := &ptyCrictl{cmd: cmd, master: master, out: &syncBuffer{}}
 	// The copy ends (EIO) once crictl, the slave's last holder, exited:
 	// only then is all it printed in out.
 	drained := make(chan struct{})
-	go func() { _, _ = io.Copy(&out, master); close(drained) }()
-	done := startBounded(t, cmd)
+	go func() { _, _ = io.Copy(p.out, master); close(drained) }()
+	p.drained = drained
+	p.done = startBounded(t, cmd)
 	slave.Close()
+	return p
+}
 
-	waitFor(t, "initial terminal size", &out, "33 101")
-
-	setWinsize(t, master, 41, 123)
-	for i := 0; i < 200 && !strings.Contains(out.String(), "size=41 123"); i++ {
-		if _, err := master.Write([]byte("\r")); err != nil {
+// typeUntil types a line every 100 ms (each makes the container print
+// again) until want shows, for up to 20 s; it reports whether it did.
+func (p *ptyCrictl) typeUntil(t *testing.T, want string) bool {
+	t.Helper()
+	for i := 0; i < 200 && !strings.Contains(p.out.String(), want); i++ {
+		if _, err := p.master.Write([]byte("\r")); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !strings.Contains(out.String(), "size=41 123") {
-		t.Fatalf("resize not seen in the container: %q", out.String())
-	}
-	// ^D ends the read loop; the shell's exit code comes back through crictl.
-	if _, err := master.Write([]byte{4}); err != nil {
+	return strings.Contains(p.out.String(), want)
+}
+
+// endAndWait types ^D and waits for crictl to exit and its output to drain.
+func (p *ptyCrictl) endAndWait(t *testing.T, what string) {
+	t.Helper()
+	if _, err := p.master.Write([]byte{4}); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, "crictl exec -it", done)
-	waitExit(t, "crictl's terminal output", drained)
-	if code := cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(out.String(), "exit code 3") {
-		t.Fatalf("exit 3 inside the tty session: crictl exit code %d; output %q", code, out.String())
+	waitExit(t, what, p.done)
+	waitExit(t, "crictl's terminal output", p.drained)
+}
+
+// execTTYResize runs crictl exec -it (plus extra flags, e.g. the
+// transport) into c on a pty: the container's terminal starts at the
+// client's size and follows a resize, and the shell's exit code comes back
+// through crictl.
+func execTTYResize(t *testing.T, d *daemon, c string, extra []string, first, second [2]uint16, exitCode int) {
+	t.Helper()
+	args := append(append([]string{"exec", "-it"}, extra...), c, "sh", "-c",
+		fmt.Sprintf(`tty; stty size; while read x; do echo "size=$(stty size)"; done; exit %d`, exitCode))
+	p := startOnPty(t, d, first[0], first[1], args...)
+	waitFor(t, "initial terminal size", p.out, fmt.Sprintf("%d %d", first[0], first[1]))
+	setWinsize(t, p.master, second[0], second[1])
+	if !p.typeUntil(t, fmt.Sprintf("size=%d %d", second[0], second[1])) {
+		t.Fatalf("exec -it %v: resize not seen in the container: %q", extra, p.out.String())
+	}
+	// ^D ends the read loop.
+	p.endAndWait(t, "crictl exec -it")
+	if got := p.out.String(); p.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(got, "/dev/pts/") ||
+		!strings.Contains(got, fmt.Sprintf("exit code %d", exitCode)) {
+		t.Fatalf("exec -it %v, exit %d inside: crictl exit code %d; output %q", extra, exitCode, p.cmd.ProcessState.ExitCode(), got)
 	}
 }
 
@@ -400,38 +433,21 @@ func attachTTYResize(t *testing.T, name string, extra []string, first, second [2
 	d := startHulld(t, "")
 	d.crictl("pull", busybox)
 	pod := d.podJSON(name, "")
-	p := d.crictl("runp", pod)
-	c := d.crictl("create", p, d.ctrJSON(name, `while read x; do echo "size=$(stty size)"; done`,
+	sb := d.crictl("runp", pod)
+	c := d.crictl("create", sb, d.ctrJSON(name, `while read x; do echo "size=$(stty size)"; done`,
 		`"stdin":true,"tty":true`), pod)
 	d.crictl("start", c)
 
-	master, slave := openPty(t)
-	setWinsize(t, master, first[0], first[1])
-	cmd := d.crictlCmd(append(append([]string{"attach", "-it"}, extra...), c)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	var out syncBuffer
-	go func() { _, _ = io.Copy(&out, master) }()
-	startBounded(t, cmd)
-	slave.Close()
-
-	// Each line typed makes the container print its size; type until the
-	// size crictl sent (asynchronously, at attach) shows.
-	typeUntil := func(want string) {
-		t.Helper()
-		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
-			if _, err := master.Write([]byte("\r")); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond)
+	p := startOnPty(t, d, first[0], first[1], append(append([]string{"attach", "-it"}, extra...), c)...)
+	// The size crictl sent (asynchronously, at attach), then a resize.
+	for i, size := range [][2]uint16{first, second} {
+		if i > 0 {
+			setWinsize(t, p.master, size[0], size[1])
 		}
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("attach -it %v: %q not seen: %q", extra, want, out.String())
+		if want := fmt.Sprintf("size=%d %d", size[0], size[1]); !p.typeUntil(t, want) {
+			t.Fatalf("attach -it %v: %q not seen: %q", extra, want, p.out.String())
 		}
 	}
-	typeUntil(fmt.Sprintf("size=%d %d", first[0], first[1]))
-	setWinsize(t, master, second[0], second[1])
-	typeUntil(fmt.Sprintf("size=%d %d", second[0], second[1]))
 }
 
 // TestStreamingExecTTYShortCommand runs commands that end at once under
@@ -442,21 +458,12 @@ func TestStreamingExecTTYShortCommand(t *testing.T) {
 	d.crictl("pull", busybox)
 	_, c := d.runPod("short-tty", "sleep 3600")
 	for i := 0; i < 25; i++ {
-		master, slave := openPty(t)
-		setWinsize(t, master, 24, 80)
-		cmd := d.crictlCmd("exec", "-it", c, "echo", fmt.Sprintf("quick-%d", i))
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		var out syncBuffer
-		drained := make(chan struct{})
-		go func() { _, _ = io.Copy(&out, master); close(drained) }()
-		done := startBounded(t, cmd)
-		slave.Close()
-		waitExit(t, "crictl exec -it", done)
-		waitExit(t, "crictl's terminal output", drained)
-		if !strings.Contains(out.String(), fmt.Sprintf("quick-%d", i)) || cmd.ProcessState.ExitCode() != 0 {
-			t.Fatalf("exec -it %d: exit %d, output %q", i, cmd.ProcessState.ExitCode(), out.String())
+		p := startOnPty(t, d, 24, 80, "exec", "-it", c, "echo", fmt.Sprintf("quick-%d", i))
+		waitExit(t, "crictl exec -it", p.done)
+		waitExit(t, "crictl's terminal output", p.drained)
+		if !strings.Contains(p.out.String(), fmt.Sprintf("quick-%d", i)) || p.cmd.ProcessState.ExitCode() != 0 {
+			t.Fatalf("exec -it %d: exit %d, output %q", i, p.cmd.ProcessState.ExitCode(), p.out.String())
 		}
-		master.Close()
+		p.master.Close()
 	}
 }

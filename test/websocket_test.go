@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,41 +66,13 @@ func TestWebSocketExec(t *testing.T) {
 	// A terminal: crictl needs one itself (a Go pty); the container's tty
 	// starts at crictl's size, follows a resize, and the exit code comes
 	// through.
-	master, slave := openPty(t)
-	setWinsize(t, master, 29, 97)
-	cmd = d.crictlCmd("exec", "-it", "-r", "websocket", c, "sh", "-c",
-		`tty; stty size; while read x; do echo "size=$(stty size)"; done; exit 5`)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	var term syncBuffer
-	drained := make(chan struct{})
-	go func() { _, _ = io.Copy(&term, master); close(drained) }()
-	done := startBounded(t, cmd)
-	slave.Close()
-	waitFor(t, "initial terminal size", &term, "29 97")
-	setWinsize(t, master, 37, 111)
-	for i := 0; i < 200 && !strings.Contains(term.String(), "size=37 111"); i++ {
-		if _, err := master.Write([]byte("\r")); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	// ^D ends the read loop.
-	if _, err := master.Write([]byte{4}); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, "crictl exec -it -r websocket", done)
-	waitExit(t, "crictl's terminal output", drained)
-	if got := term.String(); cmd.ProcessState.ExitCode() == 0 || !strings.Contains(got, "/dev/pts/") ||
-		!strings.Contains(got, "size=37 111") || !strings.Contains(got, "exit code 5") {
-		t.Fatalf("exec -it websocket: exit %d, terminal %q", cmd.ProcessState.ExitCode(), got)
-	}
+	execTTYResize(t, d, c, []string{"-r", "websocket"}, [2]uint16{29, 97}, [2]uint16{37, 111}, 5)
 
 	// A client that goes away ends its session: the command is killed.
 	cmd = d.crictlCmd("exec", "-r", "websocket", c, "sh", "-c", "echo started; exec sleep 4321")
 	var started syncBuffer
 	cmd.Stdout = &started
-	done = startBounded(t, cmd)
+	done := startBounded(t, cmd)
 	waitFor(t, "the command to start", &started, "started")
 	if out, err := d.crictlErr("exec", "-s", c, "ps"); err != nil || !strings.Contains(out, "sleep 4321") {
 		t.Fatalf("the command is not running: %q, %v", out, err)
