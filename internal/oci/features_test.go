@@ -137,25 +137,9 @@ func TestConsoleSocketGetsPtyMaster(t *testing.T) {
 	spec.Process.Terminal = true
 	spec.Process.ConsoleSize = &specs.Box{Height: 30, Width: 100}
 	writeSpec(t, bundle, spec)
-	sock, got := consoleServer(t)
 	r := newRuntime(t)
 	ctx := context.Background()
-	if err := r.Create(ctx, "tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
-		t.Fatal(err)
-	}
-	master := <-got
-	if master == nil {
-		t.Fatal("no pty master received")
-	}
-	defer master.Close()
-	if err := r.Start(ctx, "tty"); err != nil {
-		t.Fatal(err)
-	}
-	out := readPty(t, master, func() {
-		if _, err := r.Wait("tty"); err != nil {
-			t.Error(err)
-		}
-	})
+	out := runOnConsole(t, r, "tty", bundle)
 	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "on-the-pty") {
 		t.Fatalf("pty output %q", out)
 	}
@@ -186,6 +170,31 @@ func TestConsoleSocketGetsPtyMaster(t *testing.T) {
 	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "exec-on-pty") {
 		t.Fatalf("exec pty output %q", out)
 	}
+}
+
+// runOnConsole creates container id from bundle (whose process has a
+// terminal) with a console socket, starts it and returns what it wrote on
+// its pty until it exited.
+func runOnConsole(t *testing.T, r *Runtime, id, bundle string) string {
+	t.Helper()
+	sock, got := consoleServer(t)
+	ctx := context.Background()
+	if err := r.Create(ctx, id, CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := r.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	return readPty(t, master, func() {
+		if _, err := r.Wait(id); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // consoleServer listens on a console socket and hands over the first pty

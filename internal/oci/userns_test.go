@@ -419,25 +419,7 @@ func TestUserNamespaceProcessAndConsole(t *testing.T) {
 	spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 512, Soft: 256}}
 	spec.Process.Terminal = true
 	writeSpec(t, bundle, spec)
-	sock, got := consoleServer(t)
-	r := newRuntime(t)
-	ctx := context.Background()
-	if err := r.Create(ctx, "ux-tty", CreateOptions{Bundle: bundle, ConsoleSocket: sock}); err != nil {
-		t.Fatal(err)
-	}
-	master := <-got
-	if master == nil {
-		t.Fatal("no pty master received")
-	}
-	defer master.Close()
-	if err := r.Start(ctx, "ux-tty"); err != nil {
-		t.Fatal(err)
-	}
-	out := readPty(t, master, func() {
-		if _, err := r.Wait("ux-tty"); err != nil {
-			t.Error(err)
-		}
-	})
+	out := runOnConsole(t, newRuntime(t), "ux-tty", bundle)
 	f := strings.Fields(out)
 	if len(f) < 6 || f[0] != "1234" || f[1] != "1235" || f[2] != "1235" || f[3] != "2000" || f[4] != "256" || f[5] != "/dev/pts/0" {
 		t.Fatalf("output %q: want uid 1234, gid 1235, groups 1235 2000, nofile 256, /dev/pts/0", out)
