@@ -126,18 +126,6 @@ func rawChild(p *rawPlan) {
 			stage = rawStageUser
 			goto fail
 		}
-		// Root of the namespace, or the execve below would drop every
-		// capability (the host uid is usually unmapped there). setgroups
-		// may be denied in the namespace; the init sets groups itself.
-		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); err1 != 0 {
-			stage = rawStageCreds
-			goto fail
-		}
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESUID, 0, 0, 0); err1 != 0 {
-			stage = rawStageCreds
-			goto fail
-		}
 	}
 	if p.mapsR >= 0 {
 		// A new user namespace (with a time namespace joined first, which
@@ -158,7 +146,13 @@ func rawChild(p *rawPlan) {
 			goto fail
 		}
 		rep[0] = 0
-		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0) // the host's groups are unmapped there
+	}
+	if p.userFD >= 0 || p.mapsR >= 0 {
+		// Root of the joined or new namespace, or the execve below would
+		// drop every capability (the host uid is usually unmapped there).
+		// setgroups drops the host's groups; it may be denied in a joined
+		// namespace, and the init sets the process's groups itself.
+		syscall.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0)
 		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETRESGID, 0, 0, 0); err1 != 0 {
 			stage = rawStageCreds
 			goto fail
