@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -82,11 +81,11 @@ func execProcess(r *oci.Runtime, id string, f *flags) (*specs.Process, error) {
 		if err != nil {
 			return nil, fmt.Errorf("exec: read --process: %w", err)
 		}
-		var p specs.Process
-		if err := json.Unmarshal(b, &p); err != nil {
+		p, err := oci.DecodeProcess(b)
+		if err != nil {
 			return nil, fmt.Errorf("exec: --process %s is malformed: %w", pf, err)
 		}
-		return &p, nil
+		return p, nil
 	}
 	base, err := r.ProcessConfig(id)
 	if err != nil {

@@ -2,7 +2,6 @@ package oci
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -267,7 +266,7 @@ func (r *Runtime) create(ctx context.Context, id string, o CreateOptions) (retPr
 	if _, start, ok := procStat(pid); ok {
 		s.StartTime = start
 	}
-	if s.Config, err = json.Marshal(spec); err != nil {
+	if s.Config, err = encodeJSON(spec, jsonEncodeSpec); err != nil {
 		return nil, fmt.Errorf("encode config of %q: %w", id, err)
 	}
 	for {
@@ -393,14 +392,14 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("read config.json: %w", err)
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
+	spec, err := decodeSpec(b)
+	if err != nil {
 		return nil, fmt.Errorf("config.json is malformed: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	if err := validateSpec(&spec); err != nil {
+	if err := validateSpec(spec); err != nil {
 		return nil, fmt.Errorf("config.json: %w", err)
 	}
-	return &spec, nil
+	return spec, nil
 }
 
 var _ = syscall.SIGKILL

@@ -49,16 +49,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if p.Terminal && o.ConsoleSocket == "" {
 		return nil, fmt.Errorf("exec with a terminal needs a console socket: %w", errdefs.ErrInvalidArgument)
 	}
-	// Only the namespaces and the seccomp profile: decoding the whole spec
-	// would cost more than the rest of this call (see saved.Config).
-	var spec struct {
-		Linux struct {
-			Namespaces []specs.LinuxNamespace `json:"namespaces"`
-			Seccomp    *specs.LinuxSeccomp    `json:"seccomp"`
-		} `json:"linux"`
-	}
-	if err := s.configPart(&spec); err != nil {
+	spec, err := s.spec()
+	if err != nil {
 		return nil, err
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
 	}
 	ns := "/proc/" + strconv.Itoa(s.Pid) + "/ns/"
 	cfg := &initConfig{Mode: "exec", ID: id, Process: p, Console: p.Terminal, State: stateForHooks(s, specs.StateRunning, s.Pid)}

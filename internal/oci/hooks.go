@@ -3,7 +3,6 @@ package oci
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,7 +18,7 @@ func runHooks(ctx context.Context, kind string, hooks []specs.Hook, st specs.Sta
 	if len(hooks) == 0 {
 		return nil
 	}
-	state, err := json.Marshal(st)
+	state, err := encodeJSON(&st, jsonEncodeState)
 	if err != nil {
 		return fmt.Errorf("encode state for %s hooks: %w", kind, err)
 	}

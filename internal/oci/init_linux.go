@@ -46,12 +46,12 @@ func MaybeInit() {
 	}
 	var cfg initConfig
 	dec := json.NewDecoder(syncf)
-	if err := dec.Decode(&cfg); err != nil {
+	if err := readJSON(dec, &cfg, jsonDecodeInitConfig); err != nil {
 		fmt.Fprintf(os.Stderr, "hullrt %s: read config: %v\n", mode, err)
 		os.Exit(1)
 	}
 	trace(mode + ": config received")
-	c := &initProc{cfg: &cfg, base: base, sync: syncf, dec: dec, enc: json.NewEncoder(syncf), trees: trees}
+	c := &initProc{cfg: &cfg, base: base, sync: syncf, dec: dec, trees: trees}
 	switch mode {
 	case "init":
 		err = c.runInit()
@@ -60,7 +60,7 @@ func MaybeInit() {
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
-	if c.enc.Encode(syncMsg{Type: "error", Msg: err.Error()}) != nil {
+	if c.send(syncMsg{Type: "error", Msg: err.Error()}) != nil {
 		// After "ready" the parent is gone: stderr is all that is left.
 		fmt.Fprintf(os.Stderr, "hullrt %s: %v\n", mode, err)
 	}
@@ -73,12 +73,14 @@ type initProc struct {
 	base  int
 	sync  *os.File
 	dec   *json.Decoder
-	enc   *json.Encoder
 	tty   *os.File   // pty slave when process.terminal
 	trees []*os.File // idmapped mounts, for cfg.IDMapMounts
 
 	cgroupsReady bool
 }
+
+// send writes a message to the parent.
+func (c *initProc) send(m syncMsg) error { return writeJSON(c.sync, &m, jsonEncodeSyncMsg) }
 
 // waitCgroups blocks until the parent reports the cgroup placement done
 // (once; later calls return at once).
@@ -87,7 +89,7 @@ func (c *initProc) waitCgroups() error {
 		return nil
 	}
 	var m syncMsg
-	if err := c.dec.Decode(&m); err != nil || m.Type != "cgroups" {
+	if err := readJSON(c.dec, &m, jsonDecodeSyncMsg); err != nil || m.Type != "cgroups" {
 		return fmt.Errorf("parent did not finish the cgroup setup")
 	}
 	c.cgroupsReady = true
@@ -147,11 +149,11 @@ func (c *initProc) runInit() error {
 		}
 	}
 	if cfg.ParentHooks {
-		if err := c.enc.Encode(syncMsg{Type: "hooks"}); err != nil {
+		if err := c.send(syncMsg{Type: "hooks"}); err != nil {
 			return fmt.Errorf("ask parent to run hooks: %w", err)
 		}
 		var m syncMsg
-		if err := c.dec.Decode(&m); err != nil || m.Type != "continue" {
+		if err := readJSON(c.dec, &m, jsonDecodeSyncMsg); err != nil || m.Type != "continue" {
 			return fmt.Errorf("parent did not finish the prestart/createRuntime hooks")
 		}
 	}
@@ -203,7 +205,7 @@ func (c *initProc) runInit() error {
 		}
 	}
 	trace("init: ready")
-	if err := c.enc.Encode(syncMsg{Type: "ready"}); err != nil {
+	if err := c.send(syncMsg{Type: "ready"}); err != nil {
 		return fmt.Errorf("report ready: %w", err)
 	}
 	// Wait for start: opening the fifo for writing blocks until a reader

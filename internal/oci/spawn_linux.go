@@ -20,7 +20,6 @@ type child struct {
 	proc *os.Process
 	sync *os.File
 	dec  *json.Decoder
-	enc  *json.Encoder
 }
 
 // spawnOptions are the parts of starting a child that differ between init
@@ -89,7 +88,7 @@ func spawn(o spawnOptions) (*child, error) {
 	if len(o.mountFDs) > 0 {
 		cmd.Env = append(cmd.Env, envMountFDs+"="+strconv.Itoa(len(o.mountFDs)))
 	}
-	c := &child{sync: parentEnd, dec: json.NewDecoder(parentEnd), enc: json.NewEncoder(parentEnd)}
+	c := &child{sync: parentEnd, dec: json.NewDecoder(parentEnd)}
 	if o.raw != nil {
 		c.proc, err = startRaw(cmd, o.raw, base+fdExe)
 	} else if err = startCmd(cmd, o.joinPidPath); err == nil {
@@ -135,8 +134,18 @@ func startCmd(cmd *exec.Cmd, pidns string) error {
 	return <-errc
 }
 
+// send writes an *initConfig or a syncMsg.
 func (c *child) send(v any) error {
-	if err := c.enc.Encode(v); err != nil {
+	var err error
+	switch v := v.(type) {
+	case *initConfig:
+		err = writeJSON(c.sync, v, jsonEncodeInitConfig)
+	case syncMsg:
+		err = writeJSON(c.sync, &v, jsonEncodeSyncMsg)
+	default:
+		err = fmt.Errorf("no encoder for %T", v)
+	}
+	if err != nil {
 		return fmt.Errorf("send to container process: %w", err)
 	}
 	return nil
@@ -146,7 +155,7 @@ func (c *child) send(v any) error {
 // its exit status.
 func (c *child) recv() (syncMsg, error) {
 	var m syncMsg
-	if err := c.dec.Decode(&m); err != nil {
+	if err := readJSON(c.dec, &m, jsonDecodeSyncMsg); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return m, errors.New("container process exited during setup")
 		}

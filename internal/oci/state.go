@@ -39,43 +39,30 @@ type saved struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	Paused      bool              `json:"paused,omitempty"`
-	// Config is the spec as JSON, decoded only as far as a command needs
-	// it (see configPart): the first decode of a whole specs.Spec costs a
-	// process ~1 ms of encoding/json reflection, which start, delete and
-	// exec would otherwise pay on every call.
+	// Config is the spec as JSON, decoded only by the commands that need
+	// it.
 	Config json.RawMessage `json:"config"`
 }
 
-// spec decodes the whole saved config.
+// spec decodes the saved config.
 func (s *saved) spec() (*specs.Spec, error) {
-	var spec specs.Spec
-	if err := s.configPart(&spec); err != nil {
-		return nil, err
-	}
-	return &spec, nil
-}
-
-// configPart decodes into v the parts of the saved config that v's type
-// names (a struct with a subset of specs.Spec's fields).
-func (s *saved) configPart(v any) error {
 	if len(s.Config) == 0 {
-		return fmt.Errorf("state of %q has no config: %w", s.ID, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("state of %q has no config: %w", s.ID, errdefs.ErrFailedPrecondition)
 	}
-	if err := json.Unmarshal(s.Config, v); err != nil {
-		return fmt.Errorf("config in the state of %q is corrupt: %v: %w", s.ID, err, errdefs.ErrFailedPrecondition)
+	spec, err := decodeSpec(s.Config)
+	if err != nil {
+		return nil, fmt.Errorf("config in the state of %q is corrupt: %v: %w", s.ID, err, errdefs.ErrFailedPrecondition)
 	}
-	return nil
+	return spec, nil
 }
 
-// hooks decodes just the hooks of the saved config.
+// hooks returns the hooks of the saved config.
 func (s *saved) hooks() (*specs.Hooks, error) {
-	var c struct {
-		Hooks *specs.Hooks `json:"hooks"`
-	}
-	if err := s.configPart(&c); err != nil {
+	spec, err := s.spec()
+	if err != nil {
 		return nil, err
 	}
-	return c.Hooks, nil
+	return spec.Hooks, nil
 }
 
 const (
@@ -96,7 +83,7 @@ func (r *Runtime) loadSaved(id string) (*saved, error) {
 		return nil, fmt.Errorf("read state of %q: %w", id, err)
 	}
 	var s saved
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := decodeJSON(b, &s, jsonDecodeSaved); err != nil {
 		return nil, fmt.Errorf("state of %q is corrupt: %v: %w", id, err, errdefs.ErrFailedPrecondition)
 	}
 	return &s, nil
@@ -104,7 +91,7 @@ func (r *Runtime) loadSaved(id string) (*saved, error) {
 
 // writeSaved writes state.json atomically (temp file + rename).
 func (r *Runtime) writeSaved(s *saved) error {
-	b, err := json.Marshal(s)
+	b, err := encodeJSON(s, jsonEncodeSaved)
 	if err != nil {
 		return fmt.Errorf("encode state of %q: %w", s.ID, err)
 	}
@@ -251,17 +238,15 @@ func (r *Runtime) Config(id string) (*specs.Spec, error) {
 }
 
 // ProcessConfig returns the process of the spec the container was created
-// with (nil if it had none), without decoding the rest of the spec.
+// with (nil if it had none).
 func (r *Runtime) ProcessConfig(id string) (*specs.Process, error) {
 	s, err := r.loadSaved(id)
 	if err != nil {
 		return nil, err
 	}
-	var c struct {
-		Process *specs.Process `json:"process"`
-	}
-	if err := s.configPart(&c); err != nil {
+	spec, err := s.spec()
+	if err != nil {
 		return nil, err
 	}
-	return c.Process, nil
+	return spec.Process, nil
 }
