@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # hack/setup.sh: make a fresh Debian 12 machine ready to build and test hull (idempotent).
 #   1. Debian packages (busybox-static for test rootfs, runc/crun/containerd as peers, CNI plugins,
-#      libseccomp-dev for the seccomp tests' libseccomp oracle (hull's compiler is pure Go), jq/bc/time for the harness)
+#      libseccomp-dev for the seccomp tests' libseccomp oracle (hull's compiler is pure Go), jq/bc/time for the harness, gawk for bench/)
 #   2. Go tools: staticcheck, gVisor's runsc
 #   3. the shared CRI harness (crictl, critest, crane, registry on 127.0.0.1:5000 with test images)
 #   4. go build -o bin/ ./cmd/...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$HOME/go/bin:$PATH
-PKGS="busybox-static runc crun containerd containernetworking-plugins iptables iproute2 jq bc python3 time make gcc pkg-config libseccomp-dev"
+PKGS="busybox-static runc crun containerd containernetworking-plugins iptables iproute2 jq bc gawk python3 time make gcc pkg-config libseccomp-dev"
 missing=$(for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "[setup] apt-get install $missing"

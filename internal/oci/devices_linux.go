@@ -50,10 +50,19 @@ func (r *rootfsSetup) createDevices() error {
 	// The spec's modes are exact: no umask on mknod (a later chmod by path
 	// could be redirected). The process's own umask is set before execve.
 	unix.Umask(0)
+	// One handle per parent directory (all of them /dev, mostly): the
+	// in-root resolution costs several syscalls, and a held directory fd
+	// is as safe for the next node as for the first.
+	dirs := map[string]int{}
+	defer func() {
+		for _, fd := range dirs {
+			unix.Close(fd)
+		}
+	}()
 	listed := map[string]bool{}
 	for _, d := range r.spec.Linux.Devices {
 		listed[filepath.Clean(d.Path)] = true
-		if err := r.createDevice(d); err != nil {
+		if err := r.createDevice(d, dirs); err != nil {
 			return err
 		}
 	}
@@ -63,55 +72,67 @@ func (r *rootfsSetup) createDevices() error {
 		}
 		mode := os.FileMode(0o666)
 		d.FileMode = &mode
-		if err := r.createDevice(d); err != nil {
+		if err := r.createDevice(d, dirs); err != nil {
 			return err
 		}
+	}
+	dev, err := r.dirFD("/dev", dirs)
+	if err != nil {
+		return fmt.Errorf("device links: %w", err)
 	}
 	links := [][2]string{
-		{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
-		{"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
 	}
 	if _, err := os.Stat("/proc/kcore"); err == nil {
-		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
+		links = append(links, [2]string{"/proc/kcore", "core"})
 	}
 	for _, l := range links {
-		t, err := r.target(l[1])
-		if err != nil {
-			return err
-		}
-		if err := os.Symlink(l[0], t); err != nil && !errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create %s: %w", l[1], err)
+		if err := unix.Symlinkat(l[0], dev, l[1]); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create /dev/%s: %w", l[1], err)
 		}
 	}
 	// /dev/ptmx must be the container's own devpts instance.
-	if pts, err := r.target("/dev/pts/ptmx"); err == nil {
-		if _, err := os.Lstat(pts); err == nil {
-			t, _ := r.target("/dev/ptmx")
-			os.Remove(t)
-			if err := os.Symlink("pts/ptmx", t); err != nil {
-				return fmt.Errorf("create /dev/ptmx: %w", err)
-			}
+	var st unix.Stat_t
+	if unix.Fstatat(dev, "pts/ptmx", &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		unix.Unlinkat(dev, "ptmx", 0)
+		if err := unix.Symlinkat("pts/ptmx", dev, "ptmx"); err != nil {
+			return fmt.Errorf("create /dev/ptmx: %w", err)
 		}
 	}
 	return nil
 }
 
-// createDevice makes the node with *at calls relative to an O_PATH handle
-// of its parent directory resolved inside the rootfs: no path component is
-// looked up again after the check, and the final one is never followed.
-func (r *rootfsSetup) createDevice(d specs.LinuxDevice) error {
+// dirFD returns a directory fd of dir inside the rootfs (created if
+// missing), from dirs or resolved and added to it.
+func (r *rootfsSetup) dirFD(dir string, dirs map[string]int) (int, error) {
+	if fd, ok := dirs[dir]; ok {
+		return fd, nil
+	}
+	h, err := r.mkdirAllHandle(dir)
+	if err != nil {
+		return -1, err
+	}
+	defer h.Close()
+	// Reopened as a real directory fd: mknodat and friends refuse O_PATH.
+	fd, err := unix.Openat(int(h.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", dir, err)
+	}
+	dirs[dir] = fd
+	return fd, nil
+}
+
+// createDevice makes the node with *at calls relative to a handle of its
+// parent directory resolved inside the rootfs (see dirFD): no path
+// component is looked up again after the check, and the final one is never
+// followed.
+func (r *rootfsSetup) createDevice(d specs.LinuxDevice, dirs map[string]int) error {
 	dest := filepath.Clean(d.Path)
-	dir, err := r.mkdirAllHandle(filepath.Dir(dest))
+	dfd, err := r.dirFD(filepath.Dir(dest), dirs)
 	if err != nil {
 		return fmt.Errorf("device %s: %w", d.Path, err)
 	}
-	defer dir.Close()
-	// Reopened as a real directory fd: mknodat and friends refuse O_PATH.
-	dfd, err := unix.Openat(int(dir.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return fmt.Errorf("device %s: open parent: %w", d.Path, err)
-	}
-	defer unix.Close(dfd)
 	base := filepath.Base(dest)
 	var typ uint32
 	switch d.Type {

@@ -217,6 +217,7 @@ func (c *initProc) runInit() error {
 	if _, err := fifo.Write([]byte{0}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
+	trace("init: fifo written")
 	// The write end stays open (close-on-exec): start reads EOF once the
 	// user process runs, so poststart hooks follow its execve.
 	unix.Close(c.base + fdFifo)

@@ -167,6 +167,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 			}
 		}
 	}
+	trace("delete: cgroups removed")
 	h, err := s.hooks()
 	if err != nil {
 		// The state must still go: a corrupt config only costs the hooks.

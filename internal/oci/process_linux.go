@@ -109,6 +109,7 @@ func (c *initProc) execProcess(path string) error {
 	if env == nil {
 		env = []string{}
 	}
+	trace("init: execve")
 	err := syscall.Exec(path, p.Args, env)
 	return fmt.Errorf("exec %s: %w", p.Args[0], err)
 }

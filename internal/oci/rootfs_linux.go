@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +30,7 @@ type rootfsSetup struct {
 }
 
 // mountTarget is a mount point held as an O_PATH handle resolved inside the
-// rootfs (openat2 RESOLVE_IN_ROOT semantics through pathrs-lite): mount(2)
+// rootfs (openat2 RESOLVE_IN_ROOT, see inroot_linux.go): mount(2)
 // is given /proc/self/fd/N, so a symlink swapped in after the lookup (by
 // another container sharing a volume) cannot redirect the mount.
 type mountTarget struct {
@@ -45,7 +44,7 @@ func (t *mountTarget) path() string { return "/proc/self/fd/" + strconv.Itoa(int
 // reopen resolves dest again, so that the handle names what was just
 // mounted on it rather than the directory underneath.
 func (t *mountTarget) reopen() (string, error) {
-	h, err := pathrs.OpenatInRoot(t.root, t.dest)
+	h, err := openInRoot(t.root, t.dest)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s in rootfs: %w", t.dest, err)
 	}
@@ -78,7 +77,7 @@ func (r *rootfsSetup) newMountTarget(dest string, dir bool) (*mountTarget, error
 	} else if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ELOOP) && !errors.Is(err, unix.EISDIR) {
 		return nil, fmt.Errorf("create mount point %s: %w", dest, err)
 	}
-	h, err := pathrs.OpenatInRoot(r.root, dest)
+	h, err := openInRoot(r.root, dest)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s in rootfs: %w", dest, err)
 	}
@@ -125,6 +124,7 @@ func (r *rootfsSetup) prepare() error {
 			return err
 		}
 	}
+	trace("init: mounts made")
 	if !bindDev {
 		if err := r.createDevices(); err != nil {
 			return err
@@ -404,11 +404,11 @@ func (r *rootfsSetup) mountCgroup(t *mountTarget, o parsedOpts) error {
 
 // mkdirAllHandle creates dest inside the rootfs and returns an O_PATH
 // handle to it. A dangling symlink on the way (an image's /var/run -> /run
-// without /run) stops pathrs-lite; its in-root target is then created with
+// without /run) stops mkdirAllInRoot; its in-root target is then created with
 // the securejoin-resolved path, which cannot leave the rootfs either, and
 // the handle taken again.
 func (r *rootfsSetup) mkdirAllHandle(dest string) (*os.File, error) {
-	h, err := pathrs.MkdirAllHandle(r.root, dest, 0o755)
+	h, err := mkdirAllInRoot(r.root, dest, 0o755)
 	if err == nil {
 		return h, nil
 	}
@@ -419,7 +419,7 @@ func (r *rootfsSetup) mkdirAllHandle(dest string) (*os.File, error) {
 	if merr := os.MkdirAll(p, 0o755); merr != nil {
 		return nil, err
 	}
-	return pathrs.MkdirAllHandle(r.root, dest, 0o755)
+	return mkdirAllInRoot(r.root, dest, 0o755)
 }
 
 // enter makes the rootfs the process's root: pivot_root with the old root

@@ -47,6 +47,7 @@ func spawn(o spawnOptions) (*child, error) {
 	}
 	defer exe.Close()
 	defer release() // after the child's execve (startCmd waits for it)
+	trace("spawn: exe opened")
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -89,6 +90,7 @@ func spawn(o spawnOptions) (*child, error) {
 		cmd.Env = append(cmd.Env, envMountFDs+"="+strconv.Itoa(len(o.mountFDs)))
 	}
 	c := &child{sync: parentEnd, dec: json.NewDecoder(parentEnd)}
+	trace("spawn: starting")
 	if o.raw != nil {
 		c.proc, err = startRaw(cmd, o.raw, base+fdExe)
 	} else if err = startCmd(cmd, o.joinPidPath); err == nil {
