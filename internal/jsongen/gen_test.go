@@ -12,6 +12,7 @@ type inner struct {
 	N int `json:"n"`
 }
 
+//lint:ignore U1000 the unexported field is there to be skipped by the generator
 type outer struct {
 	inner
 	Name    string            `json:"name,omitempty"`
