@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,7 @@ type ExecOptions struct {
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecOptions) (retProc *os.Process, retErr error) {
 	// The host's cgroup mounts, needed to join the container's cgroups,
 	// are read while the state is loaded.
+	trace("exec: begin")
 	go cgroups.Mode()
 	s, err := r.loadSaved(id)
 	if err != nil {
@@ -121,6 +123,27 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	}
 	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw, sys: sys}
 	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
+	if !r.execHelperOnly && canExecRaw(p, raw, mgrErr, spec.Linux.Seccomp, so.stdin, so.stdout, so.stderr) {
+		files := []*os.File{so.stdin.(*os.File), so.stdout.(*os.File), so.stderr.(*os.File)}
+		for i := 0; i < o.PreserveFDs; i++ {
+			files = append(files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(i)))
+		}
+		pid, err := rawExec(rawExecSpec{p: p, initPid: s.Pid, joins: cfg.Join, pidns: joinPid, mgr: mgr, files: files,
+			seccomp: cfg.Seccomp, seccompFl: cfg.SeccompFlags})
+		if err == nil {
+			trace("exec: process executed")
+			if o.PidFile != "" {
+				if err := writePidFile(o.PidFile, pid); err != nil {
+					unix.Kill(pid, unix.SIGKILL)
+					return nil, err
+				}
+			}
+			return os.FindProcess(pid)
+		}
+		if !errors.Is(err, errRawExecUnavailable) {
+			return nil, fmt.Errorf("exec in %q: %w", id, err)
+		}
+	}
 	ch, err := spawn(so)
 	if err != nil && unifiedAtFork {
 		// No clone3 or CLONE_INTO_CGROUP (kernels before 5.7).

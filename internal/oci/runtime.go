@@ -47,6 +47,9 @@ type Runtime struct {
 	root     string
 	systemd  bool
 	initPath string
+	// execHelperOnly makes Exec always use the re-executed helper (tests
+	// compare it with the raw exec path, exec_raw_linux.go).
+	execHelperOnly bool
 
 	mu       sync.Mutex
 	children map[string]*os.Process // init processes started by this Runtime, for Wait

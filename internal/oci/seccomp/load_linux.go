@@ -40,6 +40,17 @@ func LoadListener(prog []unix.SockFilter, flags []specs.LinuxSeccompFlag) (*os.F
 	return os.NewFile(uintptr(fd), "seccomp-listener"), nil
 }
 
+// LoadFlags is the seccomp(2) flag mask Load uses for flags, less TSYNC:
+// for a caller that is one thread (a forked child loading the filter with
+// a raw system call).
+func LoadFlags(flags []specs.LinuxSeccompFlag) (uintptr, error) {
+	mask, err := flagMask(flags)
+	if err != nil {
+		return 0, err
+	}
+	return uintptr(mask) &^ unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, nil
+}
+
 func load(prog []unix.SockFilter, flags []specs.LinuxSeccompFlag, listener bool) (int, error) {
 	if len(prog) == 0 || len(prog) > maxProgLen {
 		return -1, fmt.Errorf("seccomp: program of %d instructions, want 1-%d: %w",
