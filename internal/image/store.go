@@ -154,6 +154,9 @@ func Open(o Options) (*Store, error) {
 	}
 	markTopDir(s.path("tmp"))
 	markTopDir(s.path("rootfs"))
+	direct, bufRate, directRate := probeDirectIO(s.path("tmp"))
+	useDirect.Store(direct)
+	s.log.Info("image store write mode", "direct", direct, "bufferedMBps", int(bufRate), "directMBps", int(directRate))
 	if err := s.loadRecords(); err != nil {
 		return nil, err
 	}
