@@ -101,11 +101,18 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 		}
 		defer console.Close()
 	}
+	mgr, mgrErr := r.manager(s)
+	stdin, stdout, stderr := stdio(o.Stdin, o.Stdout, o.Stderr)
+	if !r.execHelperOnly && canExecRaw(p, raw, mgrErr, spec.Linux.Seccomp, stdin, stdout, stderr) {
+		proc, err := r.execRaw(s, p, cfg, joinPid, mgr, o, stdin, stdout, stderr)
+		if !errors.Is(err, errRawExecUnavailable) {
+			return proc, err
+		}
+	}
 	// The cgroup placement as in create: the helper moves its exec thread
 	// into the v1 cgroups itself and is born in the cgroup2 one, neither
 	// of which waits for an RCU grace period; what the parent still
 	// migrates does, so that wait starts now (PrimeMigration).
-	mgr, mgrErr := r.manager(s)
 	var sys *syscall.SysProcAttr
 	unifiedAtFork := false
 	if mgrErr == nil && raw == nil {
@@ -121,29 +128,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if mgrErr == nil && (len(cfg.CgroupSelfJoin) == 0 || mgr.Path("") != "" && !unifiedAtFork) {
 		go cgroups.PrimeMigration()
 	}
-	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw, sys: sys}
-	so.stdin, so.stdout, so.stderr = stdio(o.Stdin, o.Stdout, o.Stderr)
-	if !r.execHelperOnly && canExecRaw(p, raw, mgrErr, spec.Linux.Seccomp, so.stdin, so.stdout, so.stderr) {
-		files := []*os.File{so.stdin.(*os.File), so.stdout.(*os.File), so.stderr.(*os.File)}
-		for i := 0; i < o.PreserveFDs; i++ {
-			files = append(files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(i)))
-		}
-		pid, err := rawExec(rawExecSpec{p: p, initPid: s.Pid, joins: cfg.Join, pidns: joinPid, mgr: mgr, files: files,
-			seccomp: cfg.Seccomp, seccompFl: cfg.SeccompFlags})
-		if err == nil {
-			trace("exec: process executed")
-			if o.PidFile != "" {
-				if err := writePidFile(o.PidFile, pid); err != nil {
-					unix.Kill(pid, unix.SIGKILL)
-					return nil, err
-				}
-			}
-			return os.FindProcess(pid)
-		}
-		if !errors.Is(err, errRawExecUnavailable) {
-			return nil, fmt.Errorf("exec in %q: %w", id, err)
-		}
-	}
+	so := spawnOptions{mode: "exec", exe: r.initPath, preserve: o.PreserveFDs, console: console, joinPidPath: joinPid, raw: raw, sys: sys,
+		stdin: stdin, stdout: stdout, stderr: stderr}
 	ch, err := spawn(so)
 	if err != nil && unifiedAtFork {
 		// No clone3 or CLONE_INTO_CGROUP (kernels before 5.7).

@@ -105,14 +105,41 @@ var rawExecStageNames = [...]string{
 // terminal, no user or time namespace (raw), a cgroup manager, a seccomp
 // profile without a notify listener, no security label or scheduling
 // attributes, and stdio that are files (the helper path pipes others).
-func canExecRaw(p *specs.Process, raw *rawNamespaces, mgrErr error, sc *specs.LinuxSeccomp, stdio ...any) bool {
-	for _, f := range stdio {
+func canExecRaw(p *specs.Process, raw *rawNamespaces, mgrErr error, sc *specs.LinuxSeccomp, stdin io.Reader, stdout, stderr io.Writer) bool {
+	for _, f := range []any{stdin, stdout, stderr} {
 		if _, ok := f.(*os.File); !ok {
 			return false
 		}
 	}
 	return !p.Terminal && raw == nil && mgrErr == nil && (sc == nil || !seccomp.NeedsListener(sc)) &&
 		p.ApparmorProfile == "" && p.SelinuxLabel == "" && p.Scheduler == nil && p.IOPriority == nil && p.ExecCPUAffinity == nil
+}
+
+// execRaw is Exec's raw path (canExecRaw said yes): the process, once it
+// has executed, and the pid file. errRawExecUnavailable sends the caller
+// to the helper.
+func (r *Runtime) execRaw(s *saved, p *specs.Process, cfg *initConfig, pidns string, mgr cgroups.Manager, o ExecOptions,
+	stdin io.Reader, stdout, stderr io.Writer) (*os.Process, error) {
+	files := []*os.File{stdin.(*os.File), stdout.(*os.File), stderr.(*os.File)}
+	for i := 0; i < o.PreserveFDs; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(i)))
+	}
+	pid, err := rawExec(rawExecSpec{p: p, initPid: s.Pid, joins: cfg.Join, pidns: pidns, mgr: mgr, files: files,
+		seccomp: cfg.Seccomp, seccompFl: cfg.SeccompFlags})
+	if errors.Is(err, errRawExecUnavailable) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exec in %q: %w", s.ID, err)
+	}
+	trace("exec: process executed")
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return nil, err
+		}
+	}
+	return os.FindProcess(pid)
 }
 
 // rawExecFork forks the exec child on the calling (locked) thread.
@@ -437,7 +464,7 @@ func rawExec(s rawExecSpec) (int, error) {
 			eff, perm = eff&have, perm&have
 			inh &= have | uint64(cur[0].Inheritable) | uint64(cur[1].Inheritable)<<32
 		}
-		plan.capHdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		plan.capHdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3} // capget may have rewritten it
 		plan.capData = [2]unix.CapUserData{
 			{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},
 			{Effective: uint32(eff >> 32), Permitted: uint32(perm >> 32), Inheritable: uint32(inh >> 32)},
