@@ -173,6 +173,11 @@ func rawExecChild(p *rawExecPlan) {
 		stage  int32
 	)
 	afterForkInChild()
+	// Not dumpable until execve (which resets it): this copy of the caller
+	// (hulld's whole memory, when it runs in-process) must not be traced
+	// or read through /proc/PID by the container's processes once it is
+	// in their namespaces, with their uid and caps (CVE-2016-9962 class).
+	syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0)
 	if p.oomPath != nil {
 		// Best effort, as setOOMScoreAdj: a negative value needs
 		// CAP_SYS_RESOURCE.

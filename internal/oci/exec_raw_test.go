@@ -35,7 +35,7 @@ func execOutput(t *testing.T, r *Runtime, id string, p *specs.Process, helper bo
 // The raw exec path gives the process exactly what the helper gives it:
 // credentials, groups, every capability set, no_new_privs, the seccomp
 // filter (in force, with its errno), rlimits, umask, cwd, env,
-// oom_score_adj, session, fds, cgroups and namespaces.
+// oom_score_adj, dumpability, session, fds, cgroups and namespaces.
 func TestRawExecMatchesHelper(t *testing.T) {
 	bundle, spec := newBundle(t, "/bin/sleep", "60")
 	spec.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
@@ -52,6 +52,7 @@ func TestRawExecMatchesHelper(t *testing.T) {
 	}
 	script := `id; grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Umask)' /proc/self/status
 		ulimit -n; ulimit -u; pwd; env | sort; cat /proc/self/oom_score_adj; mkdir /tmp/x 2>&1; echo mkdir=$?
+		echo proc-owner=$(stat -c %u /proc/$$)
 		ls /proc/self/fd | sort | tr '\n' ' '; echo
 		[ "$(cut -d' ' -f6 /proc/self/stat)" = "$$" ] && echo own-session
 		for f in cgroup ns/net ns/mnt ns/pid ns/uts ns/ipc; do
@@ -88,6 +89,11 @@ func TestRawExecMatchesHelper(t *testing.T) {
 			helper, helperCode := execOutput(t, r, "rx", &p, true)
 			if raw != helper || rawCode != helperCode {
 				t.Errorf("raw exec (exit %d):\n%s\nhelper (exit %d):\n%s", rawCode, raw, helperCode, helper)
+			}
+			// Dumpable again after execve (the raw child is not until then):
+			// /proc/PID belongs to the process's own uid.
+			if !strings.Contains(raw, "proc-owner="+strconv.Itoa(int(p.User.UID))+"\n") {
+				t.Errorf("/proc/PID of the exec'd process is not owned by uid %d:\n%s", p.User.UID, raw)
 			}
 			// (A non-root user cannot read /proc/1's namespaces.)
 			if rawCode != 3 || !strings.Contains(raw, "mkdir=1") || !strings.Contains(raw, "own-session") ||

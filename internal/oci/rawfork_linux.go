@@ -115,6 +115,9 @@ func rawChild(p *rawPlan) {
 		stage int32
 	)
 	afterForkInChild()
+	// Not dumpable until execve: see rawExecChild (here the copy becomes
+	// root of the container's user namespace before it executes).
+	syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0)
 	for i = 0; i < len(p.joinFD); i++ {
 		if _, _, err1 = syscall.RawSyscall(unix.SYS_SETNS, uintptr(p.joinFD[i]), p.joinFlag[i], 0); err1 != 0 {
 			stage, rep[1] = rawStageJoin, int32(i)
