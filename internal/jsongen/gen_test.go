@@ -38,8 +38,9 @@ func TestGenerateCoversFields(t *testing.T) {
 	for _, want := range []string{
 		"//go:build !bootstrap", "func jsonDecodeOuter(in *jlexer.Lexer, out *jsongen.outer)",
 		`case "n":`, `case "name":`, `case "ptr":`, `case "map":`, `"when":`,
-		"in.AddError((&out.When).UnmarshalJSON(in.Raw()))", "w.marshaler(v.When)", "out.Bytes = in.Bytes()",
-		"out.Any = in.Interface()", `if v.Name != "" {`, "jsonSortedKeys(v.Map)",
+		"jsonrt.Unmarshaler(in, &out.When)", "w.Marshaler(v.When)", "jsonrt.Bytes(in, &out.Bytes)",
+		"jsonrt.Any(in, &out.Any)", `if v.Name != "" {`, "jsonEncodeMapStringUint16(w, v.Map)", "jsonrt.SortedKeys(v)",
+		"func jsonDecodeSliceJsongenInner(in *jlexer.Lexer, out *[]jsongen.inner)",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("generated code lacks %q", want)

@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"hull/internal/errdefs"
+	"hull/internal/jsonrt"
 )
 
 // The documents every hullrt command reads or writes (config.json, the
@@ -84,14 +85,14 @@ func readJSON[T any](d *json.Decoder, out *T, dec func(*jlexer.Lexer, *T)) error
 }
 
 // encodeJSON encodes v with a generated encoder.
-func encodeJSON[T any](v *T, enc func(*jsonOut, *T)) ([]byte, error) {
-	w := jsonOut{b: make([]byte, 0, 2048)}
-	enc(&w, v)
-	return w.b, w.err
+func encodeJSON[T any](v *T, enc func(*jsonrt.Out, *T)) ([]byte, error) {
+	w := jsonrt.NewOut(2048)
+	enc(w, v)
+	return w.Result()
 }
 
 // writeJSON writes v as the next document of a stream (one line).
-func writeJSON[T any](w io.Writer, v *T, enc func(*jsonOut, *T)) error {
+func writeJSON[T any](w io.Writer, v *T, enc func(*jsonrt.Out, *T)) error {
 	b, err := encodeJSON(v, enc)
 	if err != nil {
 		return err

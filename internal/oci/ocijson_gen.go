@@ -7,141 +7,13 @@
 package oci
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"io/fs"
-	"maps"
-	"slices"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/mailru/easyjson/jlexer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+	"hull/internal/jsonrt"
 )
-
-// jsonFoldKey returns the name in names equal to key under case folding
-// (encoding/json's fallback match), or "".
-func jsonFoldKey(key string, names []string) string {
-	for _, n := range names {
-		if strings.EqualFold(n, key) {
-			return n
-		}
-	}
-	return ""
-}
-
-// jsonObject decodes an object, giving each member to field (which
-// reports whether it knew the key); unknown members are skipped.
-func jsonObject(in *jlexer.Lexer, names []string, field func(key string) bool) {
-	in.Delim('{')
-	for in.Ok() && !in.IsDelim('}') {
-		key := in.UnsafeFieldName(false)
-		in.WantColon()
-		if !field(key) {
-			if k := jsonFoldKey(key, names); k == "" || !field(k) {
-				in.SkipRecursive()
-			}
-		}
-		in.WantComma()
-	}
-	in.Delim('}')
-}
-
-// jsonOut collects an encoded document, and the first error of a
-// json.Marshaler or interface value on the way.
-type jsonOut struct {
-	b   []byte
-	err error
-}
-
-// key starts an object member: k is the quoted key with its colon.
-func (w *jsonOut) key(first *bool, k string) {
-	if !*first {
-		w.b = append(w.b, ',')
-	}
-	*first = false
-	w.b = append(w.b, k...)
-}
-
-func (w *jsonOut) null()          { w.b = append(w.b, "null"...) }
-func (w *jsonOut) bool(v bool)    { w.b = strconv.AppendBool(w.b, v) }
-func (w *jsonOut) int(v int64)    { w.b = strconv.AppendInt(w.b, v, 10) }
-func (w *jsonOut) uint(v uint64)  { w.b = strconv.AppendUint(w.b, v, 10) }
-func (w *jsonOut) bytes(v []byte) { w.str(base64.StdEncoding.EncodeToString(v)) }
-
-func (w *jsonOut) marshaler(m json.Marshaler) {
-	b, err := m.MarshalJSON()
-	w.raw(b, err)
-}
-
-func (w *jsonOut) any(v any) {
-	b, err := json.Marshal(v)
-	w.raw(b, err)
-}
-
-func (w *jsonOut) raw(b []byte, err error) {
-	if err != nil {
-		if w.err == nil {
-			w.err = err
-		}
-		w.null()
-		return
-	}
-	w.b = append(w.b, b...)
-}
-
-// str writes s as a JSON string: quotes, backslashes and control
-// characters escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped
-// (as encoding/json does, for JavaScript).
-func (w *jsonOut) str(s string) {
-	const hex = "0123456789abcdef"
-	w.b = append(w.b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			w.b = append(w.b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				w.b = append(w.b, '\\', c)
-			case '\n':
-				w.b = append(w.b, '\\', 'n')
-			case '\r':
-				w.b = append(w.b, '\\', 'r')
-			case '\t':
-				w.b = append(w.b, '\\', 't')
-			default:
-				w.b = append(w.b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			w.b = append(w.b, s[start:i]...)
-			if r == utf8.RuneError {
-				w.b = append(w.b, "\\ufffd"...)
-			} else {
-				w.b = append(w.b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			}
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	w.b = append(w.b, s[start:]...)
-	w.b = append(w.b, '"')
-}
-
-func jsonSortedKeys[K ~string, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
 
 var jsonDecodeSpecKeys = []string{"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux", "solaris", "windows", "vm", "zos", "freebsd"}
 
@@ -151,158 +23,36 @@ func jsonDecodeSpec(in *jlexer.Lexer, out *specs.Spec) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecKeys, func(key string) bool {
 		switch key {
 		case "ociVersion":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Version = in.String()
-			}
+			jsonrt.String(in, &out.Version)
 		case "process":
-			if in.IsNull() {
-				in.Skip()
-				out.Process = nil
-			} else {
-				if out.Process == nil {
-					out.Process = new(specs.Process)
-				}
-				jsonDecodeProcess(in, out.Process)
-			}
+			jsonrt.Ptr(in, &out.Process, jsonDecodeProcess)
 		case "root":
-			if in.IsNull() {
-				in.Skip()
-				out.Root = nil
-			} else {
-				if out.Root == nil {
-					out.Root = new(specs.Root)
-				}
-				jsonDecodeSpecsRoot(in, out.Root)
-			}
+			jsonrt.Ptr(in, &out.Root, jsonDecodeSpecsRoot)
 		case "hostname":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Hostname = in.String()
-			}
+			jsonrt.String(in, &out.Hostname)
 		case "domainname":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Domainname = in.String()
-			}
+			jsonrt.String(in, &out.Domainname)
 		case "mounts":
-			if in.IsNull() {
-				in.Skip()
-				out.Mounts = nil
-			} else {
-				in.Delim('[')
-				out.Mounts = []specs.Mount{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v3 specs.Mount
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsMount(in, &v3)
-					}
-					out.Mounts = append(out.Mounts, v3)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Mounts, jsonDecodeSliceSpecsMount)
 		case "hooks":
-			if in.IsNull() {
-				in.Skip()
-				out.Hooks = nil
-			} else {
-				if out.Hooks == nil {
-					out.Hooks = new(specs.Hooks)
-				}
-				jsonDecodeSpecsHooks(in, out.Hooks)
-			}
+			jsonrt.Ptr(in, &out.Hooks, jsonDecodeSpecsHooks)
 		case "annotations":
-			if in.IsNull() {
-				in.Skip()
-				out.Annotations = nil
-			} else {
-				in.Delim('{')
-				if out.Annotations == nil {
-					out.Annotations = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v6 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v6 = in.String()
-					}
-					out.Annotations[k] = v6
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Annotations, jsonDecodeMapStringString)
 		case "linux":
-			if in.IsNull() {
-				in.Skip()
-				out.Linux = nil
-			} else {
-				if out.Linux == nil {
-					out.Linux = new(specs.Linux)
-				}
-				jsonDecodeSpecsLinux(in, out.Linux)
-			}
+			jsonrt.Ptr(in, &out.Linux, jsonDecodeSpecsLinux)
 		case "solaris":
-			if in.IsNull() {
-				in.Skip()
-				out.Solaris = nil
-			} else {
-				if out.Solaris == nil {
-					out.Solaris = new(specs.Solaris)
-				}
-				jsonDecodeSpecsSolaris(in, out.Solaris)
-			}
+			jsonrt.Ptr(in, &out.Solaris, jsonDecodeSpecsSolaris)
 		case "windows":
-			if in.IsNull() {
-				in.Skip()
-				out.Windows = nil
-			} else {
-				if out.Windows == nil {
-					out.Windows = new(specs.Windows)
-				}
-				jsonDecodeSpecsWindows(in, out.Windows)
-			}
+			jsonrt.Ptr(in, &out.Windows, jsonDecodeSpecsWindows)
 		case "vm":
-			if in.IsNull() {
-				in.Skip()
-				out.VM = nil
-			} else {
-				if out.VM == nil {
-					out.VM = new(specs.VM)
-				}
-				jsonDecodeSpecsVM(in, out.VM)
-			}
+			jsonrt.Ptr(in, &out.VM, jsonDecodeSpecsVM)
 		case "zos":
-			if in.IsNull() {
-				in.Skip()
-				out.ZOS = nil
-			} else {
-				if out.ZOS == nil {
-					out.ZOS = new(specs.ZOS)
-				}
-				jsonDecodeSpecsZOS(in, out.ZOS)
-			}
+			jsonrt.Ptr(in, &out.ZOS, jsonDecodeSpecsZOS)
 		case "freebsd":
-			if in.IsNull() {
-				in.Skip()
-				out.FreeBSD = nil
-			} else {
-				if out.FreeBSD == nil {
-					out.FreeBSD = new(specs.FreeBSD)
-				}
-				jsonDecodeSpecsFreeBSD(in, out.FreeBSD)
-			}
+			jsonrt.Ptr(in, &out.FreeBSD, jsonDecodeSpecsFreeBSD)
 		default:
 			return false
 		}
@@ -311,125 +61,64 @@ func jsonDecodeSpec(in *jlexer.Lexer, out *specs.Spec) {
 }
 
 // jsonEncodeSpec encodes a specs.Spec.
-func jsonEncodeSpec(w *jsonOut, v *specs.Spec) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpec(w *jsonrt.Out, v *specs.Spec) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"ociVersion\":")
-	w.str(string(v.Version))
+	w.Key(&first, "\"ociVersion\":")
+	w.Str(string(v.Version))
 	if v.Process != nil {
-		w.key(&first, "\"process\":")
-		if v.Process == nil {
-			w.null()
-		} else {
-			jsonEncodeProcess(w, v.Process)
-		}
+		w.Key(&first, "\"process\":")
+		jsonEncodeProcess(w, v.Process)
 	}
 	if v.Root != nil {
-		w.key(&first, "\"root\":")
-		if v.Root == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsRoot(w, v.Root)
-		}
+		w.Key(&first, "\"root\":")
+		jsonEncodeSpecsRoot(w, v.Root)
 	}
 	if v.Hostname != "" {
-		w.key(&first, "\"hostname\":")
-		w.str(string(v.Hostname))
+		w.Key(&first, "\"hostname\":")
+		w.Str(string(v.Hostname))
 	}
 	if v.Domainname != "" {
-		w.key(&first, "\"domainname\":")
-		w.str(string(v.Domainname))
+		w.Key(&first, "\"domainname\":")
+		w.Str(string(v.Domainname))
 	}
 	if len(v.Mounts) != 0 {
-		w.key(&first, "\"mounts\":")
-		if v.Mounts == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i18 := range v.Mounts {
-				if i18 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsMount(w, &v.Mounts[i18])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"mounts\":")
+		jsonEncodeSliceSpecsMount(w, v.Mounts)
 	}
 	if v.Hooks != nil {
-		w.key(&first, "\"hooks\":")
-		if v.Hooks == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsHooks(w, v.Hooks)
-		}
+		w.Key(&first, "\"hooks\":")
+		jsonEncodeSpecsHooks(w, v.Hooks)
 	}
 	if len(v.Annotations) != 0 {
-		w.key(&first, "\"annotations\":")
-		if v.Annotations == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i21, k21 := range jsonSortedKeys(v.Annotations) {
-				if i21 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k21))
-				w.b = append(w.b, ':')
-				e21 := v.Annotations[k21]
-				w.str(string(e21))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"annotations\":")
+		jsonEncodeMapStringString(w, v.Annotations)
 	}
 	if v.Linux != nil {
-		w.key(&first, "\"linux\":")
-		if v.Linux == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinux(w, v.Linux)
-		}
+		w.Key(&first, "\"linux\":")
+		jsonEncodeSpecsLinux(w, v.Linux)
 	}
 	if v.Solaris != nil {
-		w.key(&first, "\"solaris\":")
-		if v.Solaris == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsSolaris(w, v.Solaris)
-		}
+		w.Key(&first, "\"solaris\":")
+		jsonEncodeSpecsSolaris(w, v.Solaris)
 	}
 	if v.Windows != nil {
-		w.key(&first, "\"windows\":")
-		if v.Windows == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindows(w, v.Windows)
-		}
+		w.Key(&first, "\"windows\":")
+		jsonEncodeSpecsWindows(w, v.Windows)
 	}
 	if v.VM != nil {
-		w.key(&first, "\"vm\":")
-		if v.VM == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsVM(w, v.VM)
-		}
+		w.Key(&first, "\"vm\":")
+		jsonEncodeSpecsVM(w, v.VM)
 	}
 	if v.ZOS != nil {
-		w.key(&first, "\"zos\":")
-		if v.ZOS == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsZOS(w, v.ZOS)
-		}
+		w.Key(&first, "\"zos\":")
+		jsonEncodeSpecsZOS(w, v.ZOS)
 	}
 	if v.FreeBSD != nil {
-		w.key(&first, "\"freebsd\":")
-		if v.FreeBSD == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsFreeBSD(w, v.FreeBSD)
-		}
+		w.Key(&first, "\"freebsd\":")
+		jsonEncodeSpecsFreeBSD(w, v.FreeBSD)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeProcessKeys = []string{"terminal", "consoleSize", "user", "args", "commandLine", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "apparmorProfile", "oomScoreAdj", "scheduler", "selinuxLabel", "ioPriority", "execCPUAffinity"}
@@ -440,167 +129,40 @@ func jsonDecodeProcess(in *jlexer.Lexer, out *specs.Process) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeProcessKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeProcessKeys, func(key string) bool {
 		switch key {
 		case "terminal":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Terminal = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Terminal)
 		case "consoleSize":
-			if in.IsNull() {
-				in.Skip()
-				out.ConsoleSize = nil
-			} else {
-				if out.ConsoleSize == nil {
-					out.ConsoleSize = new(specs.Box)
-				}
-				jsonDecodeSpecsBox(in, out.ConsoleSize)
-			}
+			jsonrt.Ptr(in, &out.ConsoleSize, jsonDecodeSpecsBox)
 		case "user":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				jsonDecodeSpecsUser(in, &out.User)
-			}
+			jsonDecodeSpecsUser(in, &out.User)
 		case "args":
-			if in.IsNull() {
-				in.Skip()
-				out.Args = nil
-			} else {
-				in.Delim('[')
-				out.Args = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v31 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v31 = in.String()
-					}
-					out.Args = append(out.Args, v31)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Args, jsonDecodeSliceString)
 		case "commandLine":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.CommandLine = in.String()
-			}
+			jsonrt.String(in, &out.CommandLine)
 		case "env":
-			if in.IsNull() {
-				in.Skip()
-				out.Env = nil
-			} else {
-				in.Delim('[')
-				out.Env = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v32 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v32 = in.String()
-					}
-					out.Env = append(out.Env, v32)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Env, jsonDecodeSliceString)
 		case "cwd":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Cwd = in.String()
-			}
+			jsonrt.String(in, &out.Cwd)
 		case "capabilities":
-			if in.IsNull() {
-				in.Skip()
-				out.Capabilities = nil
-			} else {
-				if out.Capabilities == nil {
-					out.Capabilities = new(specs.LinuxCapabilities)
-				}
-				jsonDecodeSpecsLinuxCapabilities(in, out.Capabilities)
-			}
+			jsonrt.Ptr(in, &out.Capabilities, jsonDecodeSpecsLinuxCapabilities)
 		case "rlimits":
-			if in.IsNull() {
-				in.Skip()
-				out.Rlimits = nil
-			} else {
-				in.Delim('[')
-				out.Rlimits = []specs.POSIXRlimit{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v34 specs.POSIXRlimit
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsPOSIXRlimit(in, &v34)
-					}
-					out.Rlimits = append(out.Rlimits, v34)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Rlimits, jsonDecodeSliceSpecsPOSIXRlimit)
 		case "noNewPrivileges":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NoNewPrivileges = in.Bool()
-			}
+			jsonrt.Bool(in, &out.NoNewPrivileges)
 		case "apparmorProfile":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ApparmorProfile = in.String()
-			}
+			jsonrt.String(in, &out.ApparmorProfile)
 		case "oomScoreAdj":
-			if in.IsNull() {
-				in.Skip()
-				out.OOMScoreAdj = nil
-			} else {
-				if out.OOMScoreAdj == nil {
-					out.OOMScoreAdj = new(int)
-				}
-				(*out.OOMScoreAdj) = in.Int()
-			}
+			jsonrt.Ptr(in, &out.OOMScoreAdj, jsonrt.Int[int])
 		case "scheduler":
-			if in.IsNull() {
-				in.Skip()
-				out.Scheduler = nil
-			} else {
-				if out.Scheduler == nil {
-					out.Scheduler = new(specs.Scheduler)
-				}
-				jsonDecodeSpecsScheduler(in, out.Scheduler)
-			}
+			jsonrt.Ptr(in, &out.Scheduler, jsonDecodeSpecsScheduler)
 		case "selinuxLabel":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SelinuxLabel = in.String()
-			}
+			jsonrt.String(in, &out.SelinuxLabel)
 		case "ioPriority":
-			if in.IsNull() {
-				in.Skip()
-				out.IOPriority = nil
-			} else {
-				if out.IOPriority == nil {
-					out.IOPriority = new(specs.LinuxIOPriority)
-				}
-				jsonDecodeSpecsLinuxIOPriority(in, out.IOPriority)
-			}
+			jsonrt.Ptr(in, &out.IOPriority, jsonDecodeSpecsLinuxIOPriority)
 		case "execCPUAffinity":
-			if in.IsNull() {
-				in.Skip()
-				out.ExecCPUAffinity = nil
-			} else {
-				if out.ExecCPUAffinity == nil {
-					out.ExecCPUAffinity = new(specs.CPUAffinity)
-				}
-				jsonDecodeSpecsCPUAffinity(in, out.ExecCPUAffinity)
-			}
+			jsonrt.Ptr(in, &out.ExecCPUAffinity, jsonDecodeSpecsCPUAffinity)
 		default:
 			return false
 		}
@@ -609,127 +171,70 @@ func jsonDecodeProcess(in *jlexer.Lexer, out *specs.Process) {
 }
 
 // jsonEncodeProcess encodes a specs.Process.
-func jsonEncodeProcess(w *jsonOut, v *specs.Process) {
-	w.b = append(w.b, '{')
+func jsonEncodeProcess(w *jsonrt.Out, v *specs.Process) {
+	w.Byte('{')
 	first := true
 	if v.Terminal {
-		w.key(&first, "\"terminal\":")
-		w.bool(bool(v.Terminal))
+		w.Key(&first, "\"terminal\":")
+		w.Bool(bool(v.Terminal))
 	}
 	if v.ConsoleSize != nil {
-		w.key(&first, "\"consoleSize\":")
-		if v.ConsoleSize == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsBox(w, v.ConsoleSize)
-		}
+		w.Key(&first, "\"consoleSize\":")
+		jsonEncodeSpecsBox(w, v.ConsoleSize)
 	}
-	w.key(&first, "\"user\":")
+	w.Key(&first, "\"user\":")
 	jsonEncodeSpecsUser(w, &v.User)
 	if len(v.Args) != 0 {
-		w.key(&first, "\"args\":")
-		if v.Args == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i43 := range v.Args {
-				if i43 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Args[i43]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"args\":")
+		jsonEncodeSliceString(w, v.Args)
 	}
 	if v.CommandLine != "" {
-		w.key(&first, "\"commandLine\":")
-		w.str(string(v.CommandLine))
+		w.Key(&first, "\"commandLine\":")
+		w.Str(string(v.CommandLine))
 	}
 	if len(v.Env) != 0 {
-		w.key(&first, "\"env\":")
-		if v.Env == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i46 := range v.Env {
-				if i46 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Env[i46]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"env\":")
+		jsonEncodeSliceString(w, v.Env)
 	}
-	w.key(&first, "\"cwd\":")
-	w.str(string(v.Cwd))
+	w.Key(&first, "\"cwd\":")
+	w.Str(string(v.Cwd))
 	if v.Capabilities != nil {
-		w.key(&first, "\"capabilities\":")
-		if v.Capabilities == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxCapabilities(w, v.Capabilities)
-		}
+		w.Key(&first, "\"capabilities\":")
+		jsonEncodeSpecsLinuxCapabilities(w, v.Capabilities)
 	}
 	if len(v.Rlimits) != 0 {
-		w.key(&first, "\"rlimits\":")
-		if v.Rlimits == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i50 := range v.Rlimits {
-				if i50 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsPOSIXRlimit(w, &v.Rlimits[i50])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"rlimits\":")
+		jsonEncodeSliceSpecsPOSIXRlimit(w, v.Rlimits)
 	}
 	if v.NoNewPrivileges {
-		w.key(&first, "\"noNewPrivileges\":")
-		w.bool(bool(v.NoNewPrivileges))
+		w.Key(&first, "\"noNewPrivileges\":")
+		w.Bool(bool(v.NoNewPrivileges))
 	}
 	if v.ApparmorProfile != "" {
-		w.key(&first, "\"apparmorProfile\":")
-		w.str(string(v.ApparmorProfile))
+		w.Key(&first, "\"apparmorProfile\":")
+		w.Str(string(v.ApparmorProfile))
 	}
 	if v.OOMScoreAdj != nil {
-		w.key(&first, "\"oomScoreAdj\":")
-		if v.OOMScoreAdj == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.OOMScoreAdj)))
-		}
+		w.Key(&first, "\"oomScoreAdj\":")
+		w.Int(int64((*v.OOMScoreAdj)))
 	}
 	if v.Scheduler != nil {
-		w.key(&first, "\"scheduler\":")
-		if v.Scheduler == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsScheduler(w, v.Scheduler)
-		}
+		w.Key(&first, "\"scheduler\":")
+		jsonEncodeSpecsScheduler(w, v.Scheduler)
 	}
 	if v.SelinuxLabel != "" {
-		w.key(&first, "\"selinuxLabel\":")
-		w.str(string(v.SelinuxLabel))
+		w.Key(&first, "\"selinuxLabel\":")
+		w.Str(string(v.SelinuxLabel))
 	}
 	if v.IOPriority != nil {
-		w.key(&first, "\"ioPriority\":")
-		if v.IOPriority == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxIOPriority(w, v.IOPriority)
-		}
+		w.Key(&first, "\"ioPriority\":")
+		jsonEncodeSpecsLinuxIOPriority(w, v.IOPriority)
 	}
 	if v.ExecCPUAffinity != nil {
-		w.key(&first, "\"execCPUAffinity\":")
-		if v.ExecCPUAffinity == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsCPUAffinity(w, v.ExecCPUAffinity)
-		}
+		w.Key(&first, "\"execCPUAffinity\":")
+		jsonEncodeSpecsCPUAffinity(w, v.ExecCPUAffinity)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeStateKeys = []string{"ociVersion", "id", "status", "pid", "bundle", "annotations"}
@@ -740,61 +245,20 @@ func jsonDecodeState(in *jlexer.Lexer, out *specs.State) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeStateKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeStateKeys, func(key string) bool {
 		switch key {
 		case "ociVersion":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Version = in.String()
-			}
+			jsonrt.String(in, &out.Version)
 		case "id":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ID = in.String()
-			}
+			jsonrt.String(in, &out.ID)
 		case "status":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Status = specs.ContainerState(in.String())
-			}
+			jsonrt.String(in, &out.Status)
 		case "pid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Pid = in.Int()
-			}
+			jsonrt.Int(in, &out.Pid)
 		case "bundle":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Bundle = in.String()
-			}
+			jsonrt.String(in, &out.Bundle)
 		case "annotations":
-			if in.IsNull() {
-				in.Skip()
-				out.Annotations = nil
-			} else {
-				in.Delim('{')
-				if out.Annotations == nil {
-					out.Annotations = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v60 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v60 = in.String()
-					}
-					out.Annotations[k] = v60
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Annotations, jsonDecodeMapStringString)
 		default:
 			return false
 		}
@@ -803,40 +267,26 @@ func jsonDecodeState(in *jlexer.Lexer, out *specs.State) {
 }
 
 // jsonEncodeState encodes a specs.State.
-func jsonEncodeState(w *jsonOut, v *specs.State) {
-	w.b = append(w.b, '{')
+func jsonEncodeState(w *jsonrt.Out, v *specs.State) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"ociVersion\":")
-	w.str(string(v.Version))
-	w.key(&first, "\"id\":")
-	w.str(string(v.ID))
-	w.key(&first, "\"status\":")
-	w.str(string(v.Status))
+	w.Key(&first, "\"ociVersion\":")
+	w.Str(string(v.Version))
+	w.Key(&first, "\"id\":")
+	w.Str(string(v.ID))
+	w.Key(&first, "\"status\":")
+	w.Str(string(v.Status))
 	if v.Pid != 0 {
-		w.key(&first, "\"pid\":")
-		w.int(int64(v.Pid))
+		w.Key(&first, "\"pid\":")
+		w.Int(int64(v.Pid))
 	}
-	w.key(&first, "\"bundle\":")
-	w.str(string(v.Bundle))
+	w.Key(&first, "\"bundle\":")
+	w.Str(string(v.Bundle))
 	if len(v.Annotations) != 0 {
-		w.key(&first, "\"annotations\":")
-		if v.Annotations == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i66, k66 := range jsonSortedKeys(v.Annotations) {
-				if i66 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k66))
-				w.b = append(w.b, ':')
-				e66 := v.Annotations[k66]
-				w.str(string(e66))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"annotations\":")
+		jsonEncodeMapStringString(w, v.Annotations)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeInitConfigKeys = []string{"mode", "id", "spec", "process", "rootfs", "noPivot", "noNewKeyring", "join", "newCgroupNS", "newTimeNS", "cgroupBinds", "cgroupSelfJoin", "idmapMounts", "seccomp", "seccompFlags", "parentHooks", "console", "state"}
@@ -847,202 +297,44 @@ func jsonDecodeInitConfig(in *jlexer.Lexer, out *initConfig) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeInitConfigKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeInitConfigKeys, func(key string) bool {
 		switch key {
 		case "mode":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Mode = in.String()
-			}
+			jsonrt.String(in, &out.Mode)
 		case "id":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ID = in.String()
-			}
+			jsonrt.String(in, &out.ID)
 		case "spec":
-			if in.IsNull() {
-				in.Skip()
-				out.Spec = nil
-			} else {
-				if out.Spec == nil {
-					out.Spec = new(specs.Spec)
-				}
-				jsonDecodeSpec(in, out.Spec)
-			}
+			jsonrt.Ptr(in, &out.Spec, jsonDecodeSpec)
 		case "process":
-			if in.IsNull() {
-				in.Skip()
-				out.Process = nil
-			} else {
-				if out.Process == nil {
-					out.Process = new(specs.Process)
-				}
-				jsonDecodeProcess(in, out.Process)
-			}
+			jsonrt.Ptr(in, &out.Process, jsonDecodeProcess)
 		case "rootfs":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Rootfs = in.String()
-			}
+			jsonrt.String(in, &out.Rootfs)
 		case "noPivot":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NoPivot = in.Bool()
-			}
+			jsonrt.Bool(in, &out.NoPivot)
 		case "noNewKeyring":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NoNewKeyring = in.Bool()
-			}
+			jsonrt.Bool(in, &out.NoNewKeyring)
 		case "join":
-			if in.IsNull() {
-				in.Skip()
-				out.Join = nil
-			} else {
-				in.Delim('[')
-				out.Join = []nsJoin{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v70 nsJoin
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeNsJoin(in, &v70)
-					}
-					out.Join = append(out.Join, v70)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Join, jsonDecodeSliceNsJoin)
 		case "newCgroupNS":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NewCgroupNS = in.Bool()
-			}
+			jsonrt.Bool(in, &out.NewCgroupNS)
 		case "newTimeNS":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NewTimeNS = in.Bool()
-			}
+			jsonrt.Bool(in, &out.NewTimeNS)
 		case "cgroupBinds":
-			if in.IsNull() {
-				in.Skip()
-				out.CgroupBinds = nil
-			} else {
-				in.Delim('[')
-				out.CgroupBinds = []cgroupBind{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v72 cgroupBind
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeCgroupBind(in, &v72)
-					}
-					out.CgroupBinds = append(out.CgroupBinds, v72)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.CgroupBinds, jsonDecodeSliceCgroupBind)
 		case "cgroupSelfJoin":
-			if in.IsNull() {
-				in.Skip()
-				out.CgroupSelfJoin = nil
-			} else {
-				in.Delim('[')
-				out.CgroupSelfJoin = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v74 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v74 = in.String()
-					}
-					out.CgroupSelfJoin = append(out.CgroupSelfJoin, v74)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.CgroupSelfJoin, jsonDecodeSliceString)
 		case "idmapMounts":
-			if in.IsNull() {
-				in.Skip()
-				out.IDMapMounts = nil
-			} else {
-				in.Delim('[')
-				out.IDMapMounts = []int{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v75 int
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v75 = in.Int()
-					}
-					out.IDMapMounts = append(out.IDMapMounts, v75)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.IDMapMounts, jsonDecodeSliceInt)
 		case "seccomp":
-			if in.IsNull() {
-				in.Skip()
-				out.Seccomp = nil
-			} else {
-				in.Delim('[')
-				out.Seccomp = []unix.SockFilter{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v76 unix.SockFilter
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeUnixSockFilter(in, &v76)
-					}
-					out.Seccomp = append(out.Seccomp, v76)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Seccomp, jsonDecodeSliceUnixSockFilter)
 		case "seccompFlags":
-			if in.IsNull() {
-				in.Skip()
-				out.SeccompFlags = nil
-			} else {
-				in.Delim('[')
-				out.SeccompFlags = []specs.LinuxSeccompFlag{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v78 specs.LinuxSeccompFlag
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v78 = specs.LinuxSeccompFlag(in.String())
-					}
-					out.SeccompFlags = append(out.SeccompFlags, v78)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.SeccompFlags, jsonDecodeSliceSpecsLinuxSeccompFlag)
 		case "parentHooks":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ParentHooks = in.Bool()
-			}
+			jsonrt.Bool(in, &out.ParentHooks)
 		case "console":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Console = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Console)
 		case "state":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				jsonDecodeState(in, &out.State)
-			}
+			jsonDecodeState(in, &out.State)
 		default:
 			return false
 		}
@@ -1051,148 +343,78 @@ func jsonDecodeInitConfig(in *jlexer.Lexer, out *initConfig) {
 }
 
 // jsonEncodeInitConfig encodes a initConfig.
-func jsonEncodeInitConfig(w *jsonOut, v *initConfig) {
-	w.b = append(w.b, '{')
+func jsonEncodeInitConfig(w *jsonrt.Out, v *initConfig) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"mode\":")
-	w.str(string(v.Mode))
-	w.key(&first, "\"id\":")
-	w.str(string(v.ID))
+	w.Key(&first, "\"mode\":")
+	w.Str(string(v.Mode))
+	w.Key(&first, "\"id\":")
+	w.Str(string(v.ID))
 	if v.Spec != nil {
-		w.key(&first, "\"spec\":")
-		if v.Spec == nil {
-			w.null()
-		} else {
-			jsonEncodeSpec(w, v.Spec)
-		}
+		w.Key(&first, "\"spec\":")
+		jsonEncodeSpec(w, v.Spec)
 	}
-	w.key(&first, "\"process\":")
+	w.Key(&first, "\"process\":")
 	if v.Process == nil {
-		w.null()
+		w.Null()
 	} else {
 		jsonEncodeProcess(w, v.Process)
 	}
 	if v.Rootfs != "" {
-		w.key(&first, "\"rootfs\":")
-		w.str(string(v.Rootfs))
+		w.Key(&first, "\"rootfs\":")
+		w.Str(string(v.Rootfs))
 	}
 	if v.NoPivot {
-		w.key(&first, "\"noPivot\":")
-		w.bool(bool(v.NoPivot))
+		w.Key(&first, "\"noPivot\":")
+		w.Bool(bool(v.NoPivot))
 	}
 	if v.NoNewKeyring {
-		w.key(&first, "\"noNewKeyring\":")
-		w.bool(bool(v.NoNewKeyring))
+		w.Key(&first, "\"noNewKeyring\":")
+		w.Bool(bool(v.NoNewKeyring))
 	}
 	if len(v.Join) != 0 {
-		w.key(&first, "\"join\":")
-		if v.Join == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i87 := range v.Join {
-				if i87 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeNsJoin(w, &v.Join[i87])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"join\":")
+		jsonEncodeSliceNsJoin(w, v.Join)
 	}
 	if v.NewCgroupNS {
-		w.key(&first, "\"newCgroupNS\":")
-		w.bool(bool(v.NewCgroupNS))
+		w.Key(&first, "\"newCgroupNS\":")
+		w.Bool(bool(v.NewCgroupNS))
 	}
 	if v.NewTimeNS {
-		w.key(&first, "\"newTimeNS\":")
-		w.bool(bool(v.NewTimeNS))
+		w.Key(&first, "\"newTimeNS\":")
+		w.Bool(bool(v.NewTimeNS))
 	}
 	if len(v.CgroupBinds) != 0 {
-		w.key(&first, "\"cgroupBinds\":")
-		if v.CgroupBinds == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i91 := range v.CgroupBinds {
-				if i91 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeCgroupBind(w, &v.CgroupBinds[i91])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"cgroupBinds\":")
+		jsonEncodeSliceCgroupBind(w, v.CgroupBinds)
 	}
 	if len(v.CgroupSelfJoin) != 0 {
-		w.key(&first, "\"cgroupSelfJoin\":")
-		if v.CgroupSelfJoin == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i93 := range v.CgroupSelfJoin {
-				if i93 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.CgroupSelfJoin[i93]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"cgroupSelfJoin\":")
+		jsonEncodeSliceString(w, v.CgroupSelfJoin)
 	}
 	if len(v.IDMapMounts) != 0 {
-		w.key(&first, "\"idmapMounts\":")
-		if v.IDMapMounts == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i95 := range v.IDMapMounts {
-				if i95 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.int(int64(v.IDMapMounts[i95]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"idmapMounts\":")
+		jsonEncodeSliceInt(w, v.IDMapMounts)
 	}
 	if len(v.Seccomp) != 0 {
-		w.key(&first, "\"seccomp\":")
-		if v.Seccomp == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i97 := range v.Seccomp {
-				if i97 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeUnixSockFilter(w, &v.Seccomp[i97])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"seccomp\":")
+		jsonEncodeSliceUnixSockFilter(w, v.Seccomp)
 	}
 	if len(v.SeccompFlags) != 0 {
-		w.key(&first, "\"seccompFlags\":")
-		if v.SeccompFlags == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i99 := range v.SeccompFlags {
-				if i99 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.SeccompFlags[i99]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"seccompFlags\":")
+		jsonEncodeSliceSpecsLinuxSeccompFlag(w, v.SeccompFlags)
 	}
 	if v.ParentHooks {
-		w.key(&first, "\"parentHooks\":")
-		w.bool(bool(v.ParentHooks))
+		w.Key(&first, "\"parentHooks\":")
+		w.Bool(bool(v.ParentHooks))
 	}
 	if v.Console {
-		w.key(&first, "\"console\":")
-		w.bool(bool(v.Console))
+		w.Key(&first, "\"console\":")
+		w.Bool(bool(v.Console))
 	}
-	w.key(&first, "\"state\":")
+	w.Key(&first, "\"state\":")
 	jsonEncodeState(w, &v.State)
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSavedKeys = []string{"id", "bundle", "rootfs", "pid", "startTime", "created", "annotations", "cgroupPaths", "paused", "config"}
@@ -1203,103 +425,28 @@ func jsonDecodeSaved(in *jlexer.Lexer, out *saved) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSavedKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSavedKeys, func(key string) bool {
 		switch key {
 		case "id":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ID = in.String()
-			}
+			jsonrt.String(in, &out.ID)
 		case "bundle":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Bundle = in.String()
-			}
+			jsonrt.String(in, &out.Bundle)
 		case "rootfs":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Rootfs = in.String()
-			}
+			jsonrt.String(in, &out.Rootfs)
 		case "pid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Pid = in.Int()
-			}
+			jsonrt.Int(in, &out.Pid)
 		case "startTime":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.StartTime = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.StartTime)
 		case "created":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				in.AddError((&out.Created).UnmarshalJSON(in.Raw()))
-			}
+			jsonrt.Unmarshaler(in, &out.Created)
 		case "annotations":
-			if in.IsNull() {
-				in.Skip()
-				out.Annotations = nil
-			} else {
-				in.Delim('{')
-				if out.Annotations == nil {
-					out.Annotations = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v104 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v104 = in.String()
-					}
-					out.Annotations[k] = v104
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Annotations, jsonDecodeMapStringString)
 		case "cgroupPaths":
-			if in.IsNull() {
-				in.Skip()
-				out.CgroupPaths = nil
-			} else {
-				in.Delim('{')
-				if out.CgroupPaths == nil {
-					out.CgroupPaths = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v105 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v105 = in.String()
-					}
-					out.CgroupPaths[k] = v105
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.CgroupPaths, jsonDecodeMapStringString)
 		case "paused":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Paused = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Paused)
 		case "config":
-			if in.IsNull() {
-				in.Skip()
-				out.Config = nil
-			} else {
-				in.AddError((&out.Config).UnmarshalJSON(in.Raw()))
-			}
+			jsonrt.Unmarshaler(in, &out.Config)
 		default:
 			return false
 		}
@@ -1308,64 +455,36 @@ func jsonDecodeSaved(in *jlexer.Lexer, out *saved) {
 }
 
 // jsonEncodeSaved encodes a saved.
-func jsonEncodeSaved(w *jsonOut, v *saved) {
-	w.b = append(w.b, '{')
+func jsonEncodeSaved(w *jsonrt.Out, v *saved) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"id\":")
-	w.str(string(v.ID))
-	w.key(&first, "\"bundle\":")
-	w.str(string(v.Bundle))
-	w.key(&first, "\"rootfs\":")
-	w.str(string(v.Rootfs))
-	w.key(&first, "\"pid\":")
-	w.int(int64(v.Pid))
-	w.key(&first, "\"startTime\":")
-	w.uint(uint64(v.StartTime))
-	w.key(&first, "\"created\":")
-	w.marshaler(v.Created)
+	w.Key(&first, "\"id\":")
+	w.Str(string(v.ID))
+	w.Key(&first, "\"bundle\":")
+	w.Str(string(v.Bundle))
+	w.Key(&first, "\"rootfs\":")
+	w.Str(string(v.Rootfs))
+	w.Key(&first, "\"pid\":")
+	w.Int(int64(v.Pid))
+	w.Key(&first, "\"startTime\":")
+	w.Uint(uint64(v.StartTime))
+	w.Key(&first, "\"created\":")
+	w.Marshaler(v.Created)
 	if len(v.Annotations) != 0 {
-		w.key(&first, "\"annotations\":")
-		if v.Annotations == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i111, k111 := range jsonSortedKeys(v.Annotations) {
-				if i111 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k111))
-				w.b = append(w.b, ':')
-				e111 := v.Annotations[k111]
-				w.str(string(e111))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"annotations\":")
+		jsonEncodeMapStringString(w, v.Annotations)
 	}
 	if len(v.CgroupPaths) != 0 {
-		w.key(&first, "\"cgroupPaths\":")
-		if v.CgroupPaths == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i113, k113 := range jsonSortedKeys(v.CgroupPaths) {
-				if i113 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k113))
-				w.b = append(w.b, ':')
-				e113 := v.CgroupPaths[k113]
-				w.str(string(e113))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"cgroupPaths\":")
+		jsonEncodeMapStringString(w, v.CgroupPaths)
 	}
 	if v.Paused {
-		w.key(&first, "\"paused\":")
-		w.bool(bool(v.Paused))
+		w.Key(&first, "\"paused\":")
+		w.Bool(bool(v.Paused))
 	}
-	w.key(&first, "\"config\":")
-	w.marshaler(v.Config)
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"config\":")
+	w.Marshaler(v.Config)
+	w.Byte('}')
 }
 
 var jsonDecodeSyncMsgKeys = []string{"type", "msg", "pid"}
@@ -1376,26 +495,14 @@ func jsonDecodeSyncMsg(in *jlexer.Lexer, out *syncMsg) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSyncMsgKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSyncMsgKeys, func(key string) bool {
 		switch key {
 		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = in.String()
-			}
+			jsonrt.String(in, &out.Type)
 		case "msg":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Msg = in.String()
-			}
+			jsonrt.String(in, &out.Msg)
 		case "pid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Pid = in.Int()
-			}
+			jsonrt.Int(in, &out.Pid)
 		default:
 			return false
 		}
@@ -1404,20 +511,20 @@ func jsonDecodeSyncMsg(in *jlexer.Lexer, out *syncMsg) {
 }
 
 // jsonEncodeSyncMsg encodes a syncMsg.
-func jsonEncodeSyncMsg(w *jsonOut, v *syncMsg) {
-	w.b = append(w.b, '{')
+func jsonEncodeSyncMsg(w *jsonrt.Out, v *syncMsg) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
 	if v.Msg != "" {
-		w.key(&first, "\"msg\":")
-		w.str(string(v.Msg))
+		w.Key(&first, "\"msg\":")
+		w.Str(string(v.Msg))
 	}
 	if v.Pid != 0 {
-		w.key(&first, "\"pid\":")
-		w.int(int64(v.Pid))
+		w.Key(&first, "\"pid\":")
+		w.Int(int64(v.Pid))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsRootKeys = []string{"path", "readonly"}
@@ -1428,20 +535,12 @@ func jsonDecodeSpecsRoot(in *jlexer.Lexer, out *specs.Root) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsRootKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsRootKeys, func(key string) bool {
 		switch key {
 		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
+			jsonrt.String(in, &out.Path)
 		case "readonly":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Readonly = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Readonly)
 		default:
 			return false
 		}
@@ -1450,170 +549,45 @@ func jsonDecodeSpecsRoot(in *jlexer.Lexer, out *specs.Root) {
 }
 
 // jsonEncodeSpecsRoot encodes a specs.Root.
-func jsonEncodeSpecsRoot(w *jsonOut, v *specs.Root) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsRoot(w *jsonrt.Out, v *specs.Root) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
 	if v.Readonly {
-		w.key(&first, "\"readonly\":")
-		w.bool(bool(v.Readonly))
+		w.Key(&first, "\"readonly\":")
+		w.Bool(bool(v.Readonly))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsMountKeys = []string{"destination", "type", "source", "options", "uidMappings", "gidMappings"}
+// jsonDecodeSliceSpecsMount decodes a []specs.Mount.
+func jsonDecodeSliceSpecsMount(in *jlexer.Lexer, out *[]specs.Mount) {
+	in.Delim('[')
+	*out = []specs.Mount{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.Mount
+		jsonDecodeSpecsMount(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsMount decodes a specs.Mount.
-func jsonDecodeSpecsMount(in *jlexer.Lexer, out *specs.Mount) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsMount encodes a []specs.Mount.
+func jsonEncodeSliceSpecsMount(w *jsonrt.Out, v []specs.Mount) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsMountKeys, func(key string) bool {
-		switch key {
-		case "destination":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Destination = in.String()
-			}
-		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = in.String()
-			}
-		case "source":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Source = in.String()
-			}
-		case "options":
-			if in.IsNull() {
-				in.Skip()
-				out.Options = nil
-			} else {
-				in.Delim('[')
-				out.Options = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v121 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v121 = in.String()
-					}
-					out.Options = append(out.Options, v121)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		case "uidMappings":
-			if in.IsNull() {
-				in.Skip()
-				out.UIDMappings = nil
-			} else {
-				in.Delim('[')
-				out.UIDMappings = []specs.LinuxIDMapping{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v122 specs.LinuxIDMapping
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxIDMapping(in, &v122)
-					}
-					out.UIDMappings = append(out.UIDMappings, v122)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		case "gidMappings":
-			if in.IsNull() {
-				in.Skip()
-				out.GIDMappings = nil
-			} else {
-				in.Delim('[')
-				out.GIDMappings = []specs.LinuxIDMapping{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v124 specs.LinuxIDMapping
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxIDMapping(in, &v124)
-					}
-					out.GIDMappings = append(out.GIDMappings, v124)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsMount encodes a specs.Mount.
-func jsonEncodeSpecsMount(w *jsonOut, v *specs.Mount) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"destination\":")
-	w.str(string(v.Destination))
-	if v.Type != "" {
-		w.key(&first, "\"type\":")
-		w.str(string(v.Type))
+		jsonEncodeSpecsMount(w, &v[i])
 	}
-	if v.Source != "" {
-		w.key(&first, "\"source\":")
-		w.str(string(v.Source))
-	}
-	if len(v.Options) != 0 {
-		w.key(&first, "\"options\":")
-		if v.Options == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i129 := range v.Options {
-				if i129 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Options[i129]))
-			}
-			w.b = append(w.b, ']')
-		}
-	}
-	if len(v.UIDMappings) != 0 {
-		w.key(&first, "\"uidMappings\":")
-		if v.UIDMappings == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i131 := range v.UIDMappings {
-				if i131 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxIDMapping(w, &v.UIDMappings[i131])
-			}
-			w.b = append(w.b, ']')
-		}
-	}
-	if len(v.GIDMappings) != 0 {
-		w.key(&first, "\"gidMappings\":")
-		if v.GIDMappings == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i133 := range v.GIDMappings {
-				if i133 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxIDMapping(w, &v.GIDMappings[i133])
-			}
-			w.b = append(w.b, ']')
-		}
-	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsHooksKeys = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
@@ -1624,122 +598,20 @@ func jsonDecodeSpecsHooks(in *jlexer.Lexer, out *specs.Hooks) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsHooksKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsHooksKeys, func(key string) bool {
 		switch key {
 		case "prestart":
-			if in.IsNull() {
-				in.Skip()
-				out.Prestart = nil
-			} else {
-				in.Delim('[')
-				out.Prestart = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v135 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v135)
-					}
-					out.Prestart = append(out.Prestart, v135)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Prestart, jsonDecodeSliceSpecsHook)
 		case "createRuntime":
-			if in.IsNull() {
-				in.Skip()
-				out.CreateRuntime = nil
-			} else {
-				in.Delim('[')
-				out.CreateRuntime = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v137 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v137)
-					}
-					out.CreateRuntime = append(out.CreateRuntime, v137)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.CreateRuntime, jsonDecodeSliceSpecsHook)
 		case "createContainer":
-			if in.IsNull() {
-				in.Skip()
-				out.CreateContainer = nil
-			} else {
-				in.Delim('[')
-				out.CreateContainer = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v139 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v139)
-					}
-					out.CreateContainer = append(out.CreateContainer, v139)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.CreateContainer, jsonDecodeSliceSpecsHook)
 		case "startContainer":
-			if in.IsNull() {
-				in.Skip()
-				out.StartContainer = nil
-			} else {
-				in.Delim('[')
-				out.StartContainer = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v141 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v141)
-					}
-					out.StartContainer = append(out.StartContainer, v141)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.StartContainer, jsonDecodeSliceSpecsHook)
 		case "poststart":
-			if in.IsNull() {
-				in.Skip()
-				out.Poststart = nil
-			} else {
-				in.Delim('[')
-				out.Poststart = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v143 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v143)
-					}
-					out.Poststart = append(out.Poststart, v143)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Poststart, jsonDecodeSliceSpecsHook)
 		case "poststop":
-			if in.IsNull() {
-				in.Skip()
-				out.Poststop = nil
-			} else {
-				in.Delim('[')
-				out.Poststop = []specs.Hook{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v145 specs.Hook
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsHook(in, &v145)
-					}
-					out.Poststop = append(out.Poststop, v145)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Poststop, jsonDecodeSliceSpecsHook)
 		default:
 			return false
 		}
@@ -1748,100 +620,70 @@ func jsonDecodeSpecsHooks(in *jlexer.Lexer, out *specs.Hooks) {
 }
 
 // jsonEncodeSpecsHooks encodes a specs.Hooks.
-func jsonEncodeSpecsHooks(w *jsonOut, v *specs.Hooks) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsHooks(w *jsonrt.Out, v *specs.Hooks) {
+	w.Byte('{')
 	first := true
 	if len(v.Prestart) != 0 {
-		w.key(&first, "\"prestart\":")
-		if v.Prestart == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i147 := range v.Prestart {
-				if i147 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.Prestart[i147])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"prestart\":")
+		jsonEncodeSliceSpecsHook(w, v.Prestart)
 	}
 	if len(v.CreateRuntime) != 0 {
-		w.key(&first, "\"createRuntime\":")
-		if v.CreateRuntime == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i149 := range v.CreateRuntime {
-				if i149 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.CreateRuntime[i149])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"createRuntime\":")
+		jsonEncodeSliceSpecsHook(w, v.CreateRuntime)
 	}
 	if len(v.CreateContainer) != 0 {
-		w.key(&first, "\"createContainer\":")
-		if v.CreateContainer == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i151 := range v.CreateContainer {
-				if i151 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.CreateContainer[i151])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"createContainer\":")
+		jsonEncodeSliceSpecsHook(w, v.CreateContainer)
 	}
 	if len(v.StartContainer) != 0 {
-		w.key(&first, "\"startContainer\":")
-		if v.StartContainer == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i153 := range v.StartContainer {
-				if i153 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.StartContainer[i153])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"startContainer\":")
+		jsonEncodeSliceSpecsHook(w, v.StartContainer)
 	}
 	if len(v.Poststart) != 0 {
-		w.key(&first, "\"poststart\":")
-		if v.Poststart == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i155 := range v.Poststart {
-				if i155 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.Poststart[i155])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"poststart\":")
+		jsonEncodeSliceSpecsHook(w, v.Poststart)
 	}
 	if len(v.Poststop) != 0 {
-		w.key(&first, "\"poststop\":")
-		if v.Poststop == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i157 := range v.Poststop {
-				if i157 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsHook(w, &v.Poststop[i157])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"poststop\":")
+		jsonEncodeSliceSpecsHook(w, v.Poststop)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+// jsonDecodeMapStringString decodes a map[string]string.
+func jsonDecodeMapStringString(in *jlexer.Lexer, out *map[string]string) {
+	in.Delim('{')
+	if *out == nil {
+		*out = map[string]string{}
+	}
+	for in.Ok() && !in.IsDelim('}') {
+		k := string(in.String())
+		in.WantColon()
+		var v string
+		jsonrt.String(in, &v)
+		(*out)[k] = v
+		in.WantComma()
+	}
+	in.Delim('}')
+}
+
+// jsonEncodeMapStringString encodes a map[string]string.
+func jsonEncodeMapStringString(w *jsonrt.Out, v map[string]string) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('{')
+	for i, k := range jsonrt.SortedKeys(v) {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(k))
+		w.Byte(':')
+		e := v[k]
+		w.Str(string(e))
+	}
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxKeys = []string{"uidMappings", "gidMappings", "sysctl", "resources", "cgroupsPath", "namespaces", "devices", "netDevices", "seccomp", "rootfsPropagation", "maskedPaths", "readonlyPaths", "mountLabel", "intelRdt", "memoryPolicy", "personality", "timeOffsets"}
@@ -1852,259 +694,42 @@ func jsonDecodeSpecsLinux(in *jlexer.Lexer, out *specs.Linux) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxKeys, func(key string) bool {
 		switch key {
 		case "uidMappings":
-			if in.IsNull() {
-				in.Skip()
-				out.UIDMappings = nil
-			} else {
-				in.Delim('[')
-				out.UIDMappings = []specs.LinuxIDMapping{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v159 specs.LinuxIDMapping
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxIDMapping(in, &v159)
-					}
-					out.UIDMappings = append(out.UIDMappings, v159)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.UIDMappings, jsonDecodeSliceSpecsLinuxIDMapping)
 		case "gidMappings":
-			if in.IsNull() {
-				in.Skip()
-				out.GIDMappings = nil
-			} else {
-				in.Delim('[')
-				out.GIDMappings = []specs.LinuxIDMapping{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v161 specs.LinuxIDMapping
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxIDMapping(in, &v161)
-					}
-					out.GIDMappings = append(out.GIDMappings, v161)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.GIDMappings, jsonDecodeSliceSpecsLinuxIDMapping)
 		case "sysctl":
-			if in.IsNull() {
-				in.Skip()
-				out.Sysctl = nil
-			} else {
-				in.Delim('{')
-				if out.Sysctl == nil {
-					out.Sysctl = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v163 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v163 = in.String()
-					}
-					out.Sysctl[k] = v163
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Sysctl, jsonDecodeMapStringString)
 		case "resources":
-			if in.IsNull() {
-				in.Skip()
-				out.Resources = nil
-			} else {
-				if out.Resources == nil {
-					out.Resources = new(specs.LinuxResources)
-				}
-				jsonDecodeSpecsLinuxResources(in, out.Resources)
-			}
+			jsonrt.Ptr(in, &out.Resources, jsonDecodeSpecsLinuxResources)
 		case "cgroupsPath":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.CgroupsPath = in.String()
-			}
+			jsonrt.String(in, &out.CgroupsPath)
 		case "namespaces":
-			if in.IsNull() {
-				in.Skip()
-				out.Namespaces = nil
-			} else {
-				in.Delim('[')
-				out.Namespaces = []specs.LinuxNamespace{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v165 specs.LinuxNamespace
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxNamespace(in, &v165)
-					}
-					out.Namespaces = append(out.Namespaces, v165)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Namespaces, jsonDecodeSliceSpecsLinuxNamespace)
 		case "devices":
-			if in.IsNull() {
-				in.Skip()
-				out.Devices = nil
-			} else {
-				in.Delim('[')
-				out.Devices = []specs.LinuxDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v167 specs.LinuxDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxDevice(in, &v167)
-					}
-					out.Devices = append(out.Devices, v167)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Devices, jsonDecodeSliceSpecsLinuxDevice)
 		case "netDevices":
-			if in.IsNull() {
-				in.Skip()
-				out.NetDevices = nil
-			} else {
-				in.Delim('{')
-				if out.NetDevices == nil {
-					out.NetDevices = map[string]specs.LinuxNetDevice{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v169 specs.LinuxNetDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxNetDevice(in, &v169)
-					}
-					out.NetDevices[k] = v169
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.NetDevices, jsonDecodeMapStringSpecsLinuxNetDevice)
 		case "seccomp":
-			if in.IsNull() {
-				in.Skip()
-				out.Seccomp = nil
-			} else {
-				if out.Seccomp == nil {
-					out.Seccomp = new(specs.LinuxSeccomp)
-				}
-				jsonDecodeSpecsLinuxSeccomp(in, out.Seccomp)
-			}
+			jsonrt.Ptr(in, &out.Seccomp, jsonDecodeSpecsLinuxSeccomp)
 		case "rootfsPropagation":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.RootfsPropagation = in.String()
-			}
+			jsonrt.String(in, &out.RootfsPropagation)
 		case "maskedPaths":
-			if in.IsNull() {
-				in.Skip()
-				out.MaskedPaths = nil
-			} else {
-				in.Delim('[')
-				out.MaskedPaths = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v172 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v172 = in.String()
-					}
-					out.MaskedPaths = append(out.MaskedPaths, v172)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.MaskedPaths, jsonDecodeSliceString)
 		case "readonlyPaths":
-			if in.IsNull() {
-				in.Skip()
-				out.ReadonlyPaths = nil
-			} else {
-				in.Delim('[')
-				out.ReadonlyPaths = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v173 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v173 = in.String()
-					}
-					out.ReadonlyPaths = append(out.ReadonlyPaths, v173)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.ReadonlyPaths, jsonDecodeSliceString)
 		case "mountLabel":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.MountLabel = in.String()
-			}
+			jsonrt.String(in, &out.MountLabel)
 		case "intelRdt":
-			if in.IsNull() {
-				in.Skip()
-				out.IntelRdt = nil
-			} else {
-				if out.IntelRdt == nil {
-					out.IntelRdt = new(specs.LinuxIntelRdt)
-				}
-				jsonDecodeSpecsLinuxIntelRdt(in, out.IntelRdt)
-			}
+			jsonrt.Ptr(in, &out.IntelRdt, jsonDecodeSpecsLinuxIntelRdt)
 		case "memoryPolicy":
-			if in.IsNull() {
-				in.Skip()
-				out.MemoryPolicy = nil
-			} else {
-				if out.MemoryPolicy == nil {
-					out.MemoryPolicy = new(specs.LinuxMemoryPolicy)
-				}
-				jsonDecodeSpecsLinuxMemoryPolicy(in, out.MemoryPolicy)
-			}
+			jsonrt.Ptr(in, &out.MemoryPolicy, jsonDecodeSpecsLinuxMemoryPolicy)
 		case "personality":
-			if in.IsNull() {
-				in.Skip()
-				out.Personality = nil
-			} else {
-				if out.Personality == nil {
-					out.Personality = new(specs.LinuxPersonality)
-				}
-				jsonDecodeSpecsLinuxPersonality(in, out.Personality)
-			}
+			jsonrt.Ptr(in, &out.Personality, jsonDecodeSpecsLinuxPersonality)
 		case "timeOffsets":
-			if in.IsNull() {
-				in.Skip()
-				out.TimeOffsets = nil
-			} else {
-				in.Delim('{')
-				if out.TimeOffsets == nil {
-					out.TimeOffsets = map[string]specs.LinuxTimeOffset{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v177 specs.LinuxTimeOffset
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxTimeOffset(in, &v177)
-					}
-					out.TimeOffsets[k] = v177
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.TimeOffsets, jsonDecodeMapStringSpecsLinuxTimeOffset)
 		default:
 			return false
 		}
@@ -2113,206 +738,78 @@ func jsonDecodeSpecsLinux(in *jlexer.Lexer, out *specs.Linux) {
 }
 
 // jsonEncodeSpecsLinux encodes a specs.Linux.
-func jsonEncodeSpecsLinux(w *jsonOut, v *specs.Linux) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinux(w *jsonrt.Out, v *specs.Linux) {
+	w.Byte('{')
 	first := true
 	if len(v.UIDMappings) != 0 {
-		w.key(&first, "\"uidMappings\":")
-		if v.UIDMappings == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i179 := range v.UIDMappings {
-				if i179 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxIDMapping(w, &v.UIDMappings[i179])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"uidMappings\":")
+		jsonEncodeSliceSpecsLinuxIDMapping(w, v.UIDMappings)
 	}
 	if len(v.GIDMappings) != 0 {
-		w.key(&first, "\"gidMappings\":")
-		if v.GIDMappings == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i181 := range v.GIDMappings {
-				if i181 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxIDMapping(w, &v.GIDMappings[i181])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"gidMappings\":")
+		jsonEncodeSliceSpecsLinuxIDMapping(w, v.GIDMappings)
 	}
 	if len(v.Sysctl) != 0 {
-		w.key(&first, "\"sysctl\":")
-		if v.Sysctl == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i183, k183 := range jsonSortedKeys(v.Sysctl) {
-				if i183 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k183))
-				w.b = append(w.b, ':')
-				e183 := v.Sysctl[k183]
-				w.str(string(e183))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"sysctl\":")
+		jsonEncodeMapStringString(w, v.Sysctl)
 	}
 	if v.Resources != nil {
-		w.key(&first, "\"resources\":")
-		if v.Resources == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxResources(w, v.Resources)
-		}
+		w.Key(&first, "\"resources\":")
+		jsonEncodeSpecsLinuxResources(w, v.Resources)
 	}
 	if v.CgroupsPath != "" {
-		w.key(&first, "\"cgroupsPath\":")
-		w.str(string(v.CgroupsPath))
+		w.Key(&first, "\"cgroupsPath\":")
+		w.Str(string(v.CgroupsPath))
 	}
 	if len(v.Namespaces) != 0 {
-		w.key(&first, "\"namespaces\":")
-		if v.Namespaces == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i187 := range v.Namespaces {
-				if i187 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxNamespace(w, &v.Namespaces[i187])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"namespaces\":")
+		jsonEncodeSliceSpecsLinuxNamespace(w, v.Namespaces)
 	}
 	if len(v.Devices) != 0 {
-		w.key(&first, "\"devices\":")
-		if v.Devices == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i189 := range v.Devices {
-				if i189 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxDevice(w, &v.Devices[i189])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"devices\":")
+		jsonEncodeSliceSpecsLinuxDevice(w, v.Devices)
 	}
 	if len(v.NetDevices) != 0 {
-		w.key(&first, "\"netDevices\":")
-		if v.NetDevices == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i191, k191 := range jsonSortedKeys(v.NetDevices) {
-				if i191 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k191))
-				w.b = append(w.b, ':')
-				e191 := v.NetDevices[k191]
-				jsonEncodeSpecsLinuxNetDevice(w, &e191)
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"netDevices\":")
+		jsonEncodeMapStringSpecsLinuxNetDevice(w, v.NetDevices)
 	}
 	if v.Seccomp != nil {
-		w.key(&first, "\"seccomp\":")
-		if v.Seccomp == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxSeccomp(w, v.Seccomp)
-		}
+		w.Key(&first, "\"seccomp\":")
+		jsonEncodeSpecsLinuxSeccomp(w, v.Seccomp)
 	}
 	if v.RootfsPropagation != "" {
-		w.key(&first, "\"rootfsPropagation\":")
-		w.str(string(v.RootfsPropagation))
+		w.Key(&first, "\"rootfsPropagation\":")
+		w.Str(string(v.RootfsPropagation))
 	}
 	if len(v.MaskedPaths) != 0 {
-		w.key(&first, "\"maskedPaths\":")
-		if v.MaskedPaths == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i195 := range v.MaskedPaths {
-				if i195 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.MaskedPaths[i195]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"maskedPaths\":")
+		jsonEncodeSliceString(w, v.MaskedPaths)
 	}
 	if len(v.ReadonlyPaths) != 0 {
-		w.key(&first, "\"readonlyPaths\":")
-		if v.ReadonlyPaths == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i197 := range v.ReadonlyPaths {
-				if i197 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.ReadonlyPaths[i197]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"readonlyPaths\":")
+		jsonEncodeSliceString(w, v.ReadonlyPaths)
 	}
 	if v.MountLabel != "" {
-		w.key(&first, "\"mountLabel\":")
-		w.str(string(v.MountLabel))
+		w.Key(&first, "\"mountLabel\":")
+		w.Str(string(v.MountLabel))
 	}
 	if v.IntelRdt != nil {
-		w.key(&first, "\"intelRdt\":")
-		if v.IntelRdt == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxIntelRdt(w, v.IntelRdt)
-		}
+		w.Key(&first, "\"intelRdt\":")
+		jsonEncodeSpecsLinuxIntelRdt(w, v.IntelRdt)
 	}
 	if v.MemoryPolicy != nil {
-		w.key(&first, "\"memoryPolicy\":")
-		if v.MemoryPolicy == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxMemoryPolicy(w, v.MemoryPolicy)
-		}
+		w.Key(&first, "\"memoryPolicy\":")
+		jsonEncodeSpecsLinuxMemoryPolicy(w, v.MemoryPolicy)
 	}
 	if v.Personality != nil {
-		w.key(&first, "\"personality\":")
-		if v.Personality == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxPersonality(w, v.Personality)
-		}
+		w.Key(&first, "\"personality\":")
+		jsonEncodeSpecsLinuxPersonality(w, v.Personality)
 	}
 	if len(v.TimeOffsets) != 0 {
-		w.key(&first, "\"timeOffsets\":")
-		if v.TimeOffsets == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i203, k203 := range jsonSortedKeys(v.TimeOffsets) {
-				if i203 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k203))
-				w.b = append(w.b, ':')
-				e203 := v.TimeOffsets[k203]
-				jsonEncodeSpecsLinuxTimeOffset(w, &e203)
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"timeOffsets\":")
+		jsonEncodeMapStringSpecsLinuxTimeOffset(w, v.TimeOffsets)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsSolarisKeys = []string{"milestone", "limitpriv", "maxShmMemory", "anet", "cappedCPU", "cappedMemory"}
@@ -2323,65 +820,20 @@ func jsonDecodeSpecsSolaris(in *jlexer.Lexer, out *specs.Solaris) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsSolarisKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsSolarisKeys, func(key string) bool {
 		switch key {
 		case "milestone":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Milestone = in.String()
-			}
+			jsonrt.String(in, &out.Milestone)
 		case "limitpriv":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.LimitPriv = in.String()
-			}
+			jsonrt.String(in, &out.LimitPriv)
 		case "maxShmMemory":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.MaxShmMemory = in.String()
-			}
+			jsonrt.String(in, &out.MaxShmMemory)
 		case "anet":
-			if in.IsNull() {
-				in.Skip()
-				out.Anet = nil
-			} else {
-				in.Delim('[')
-				out.Anet = []specs.SolarisAnet{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v205 specs.SolarisAnet
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsSolarisAnet(in, &v205)
-					}
-					out.Anet = append(out.Anet, v205)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Anet, jsonDecodeSliceSpecsSolarisAnet)
 		case "cappedCPU":
-			if in.IsNull() {
-				in.Skip()
-				out.CappedCPU = nil
-			} else {
-				if out.CappedCPU == nil {
-					out.CappedCPU = new(specs.SolarisCappedCPU)
-				}
-				jsonDecodeSpecsSolarisCappedCPU(in, out.CappedCPU)
-			}
+			jsonrt.Ptr(in, &out.CappedCPU, jsonDecodeSpecsSolarisCappedCPU)
 		case "cappedMemory":
-			if in.IsNull() {
-				in.Skip()
-				out.CappedMemory = nil
-			} else {
-				if out.CappedMemory == nil {
-					out.CappedMemory = new(specs.SolarisCappedMemory)
-				}
-				jsonDecodeSpecsSolarisCappedMemory(in, out.CappedMemory)
-			}
+			jsonrt.Ptr(in, &out.CappedMemory, jsonDecodeSpecsSolarisCappedMemory)
 		default:
 			return false
 		}
@@ -2390,53 +842,34 @@ func jsonDecodeSpecsSolaris(in *jlexer.Lexer, out *specs.Solaris) {
 }
 
 // jsonEncodeSpecsSolaris encodes a specs.Solaris.
-func jsonEncodeSpecsSolaris(w *jsonOut, v *specs.Solaris) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsSolaris(w *jsonrt.Out, v *specs.Solaris) {
+	w.Byte('{')
 	first := true
 	if v.Milestone != "" {
-		w.key(&first, "\"milestone\":")
-		w.str(string(v.Milestone))
+		w.Key(&first, "\"milestone\":")
+		w.Str(string(v.Milestone))
 	}
 	if v.LimitPriv != "" {
-		w.key(&first, "\"limitpriv\":")
-		w.str(string(v.LimitPriv))
+		w.Key(&first, "\"limitpriv\":")
+		w.Str(string(v.LimitPriv))
 	}
 	if v.MaxShmMemory != "" {
-		w.key(&first, "\"maxShmMemory\":")
-		w.str(string(v.MaxShmMemory))
+		w.Key(&first, "\"maxShmMemory\":")
+		w.Str(string(v.MaxShmMemory))
 	}
 	if len(v.Anet) != 0 {
-		w.key(&first, "\"anet\":")
-		if v.Anet == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i212 := range v.Anet {
-				if i212 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsSolarisAnet(w, &v.Anet[i212])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"anet\":")
+		jsonEncodeSliceSpecsSolarisAnet(w, v.Anet)
 	}
 	if v.CappedCPU != nil {
-		w.key(&first, "\"cappedCPU\":")
-		if v.CappedCPU == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsSolarisCappedCPU(w, v.CappedCPU)
-		}
+		w.Key(&first, "\"cappedCPU\":")
+		jsonEncodeSpecsSolarisCappedCPU(w, v.CappedCPU)
 	}
 	if v.CappedMemory != nil {
-		w.key(&first, "\"cappedMemory\":")
-		if v.CappedMemory == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsSolarisCappedMemory(w, v.CappedMemory)
-		}
+		w.Key(&first, "\"cappedMemory\":")
+		jsonEncodeSpecsSolarisCappedMemory(w, v.CappedMemory)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsKeys = []string{"layerFolders", "devices", "resources", "credentialSpec", "servicing", "ignoreFlushesDuringBoot", "hyperv", "network"}
@@ -2447,95 +880,24 @@ func jsonDecodeSpecsWindows(in *jlexer.Lexer, out *specs.Windows) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsKeys, func(key string) bool {
 		switch key {
 		case "layerFolders":
-			if in.IsNull() {
-				in.Skip()
-				out.LayerFolders = nil
-			} else {
-				in.Delim('[')
-				out.LayerFolders = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v216 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v216 = in.String()
-					}
-					out.LayerFolders = append(out.LayerFolders, v216)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.LayerFolders, jsonDecodeSliceString)
 		case "devices":
-			if in.IsNull() {
-				in.Skip()
-				out.Devices = nil
-			} else {
-				in.Delim('[')
-				out.Devices = []specs.WindowsDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v217 specs.WindowsDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsWindowsDevice(in, &v217)
-					}
-					out.Devices = append(out.Devices, v217)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Devices, jsonDecodeSliceSpecsWindowsDevice)
 		case "resources":
-			if in.IsNull() {
-				in.Skip()
-				out.Resources = nil
-			} else {
-				if out.Resources == nil {
-					out.Resources = new(specs.WindowsResources)
-				}
-				jsonDecodeSpecsWindowsResources(in, out.Resources)
-			}
+			jsonrt.Ptr(in, &out.Resources, jsonDecodeSpecsWindowsResources)
 		case "credentialSpec":
-			if in.IsNull() {
-				in.Skip()
-				out.CredentialSpec = nil
-			} else {
-				out.CredentialSpec = in.Interface()
-			}
+			jsonrt.Any(in, &out.CredentialSpec)
 		case "servicing":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Servicing = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Servicing)
 		case "ignoreFlushesDuringBoot":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.IgnoreFlushesDuringBoot = in.Bool()
-			}
+			jsonrt.Bool(in, &out.IgnoreFlushesDuringBoot)
 		case "hyperv":
-			if in.IsNull() {
-				in.Skip()
-				out.HyperV = nil
-			} else {
-				if out.HyperV == nil {
-					out.HyperV = new(specs.WindowsHyperV)
-				}
-				jsonDecodeSpecsWindowsHyperV(in, out.HyperV)
-			}
+			jsonrt.Ptr(in, &out.HyperV, jsonDecodeSpecsWindowsHyperV)
 		case "network":
-			if in.IsNull() {
-				in.Skip()
-				out.Network = nil
-			} else {
-				if out.Network == nil {
-					out.Network = new(specs.WindowsNetwork)
-				}
-				jsonDecodeSpecsWindowsNetwork(in, out.Network)
-			}
+			jsonrt.Ptr(in, &out.Network, jsonDecodeSpecsWindowsNetwork)
 		default:
 			return false
 		}
@@ -2544,74 +906,40 @@ func jsonDecodeSpecsWindows(in *jlexer.Lexer, out *specs.Windows) {
 }
 
 // jsonEncodeSpecsWindows encodes a specs.Windows.
-func jsonEncodeSpecsWindows(w *jsonOut, v *specs.Windows) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindows(w *jsonrt.Out, v *specs.Windows) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"layerFolders\":")
-	if v.LayerFolders == nil {
-		w.null()
-	} else {
-		w.b = append(w.b, '[')
-		for i223 := range v.LayerFolders {
-			if i223 > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.str(string(v.LayerFolders[i223]))
-		}
-		w.b = append(w.b, ']')
-	}
+	w.Key(&first, "\"layerFolders\":")
+	jsonEncodeSliceString(w, v.LayerFolders)
 	if len(v.Devices) != 0 {
-		w.key(&first, "\"devices\":")
-		if v.Devices == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i225 := range v.Devices {
-				if i225 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsWindowsDevice(w, &v.Devices[i225])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"devices\":")
+		jsonEncodeSliceSpecsWindowsDevice(w, v.Devices)
 	}
 	if v.Resources != nil {
-		w.key(&first, "\"resources\":")
-		if v.Resources == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsResources(w, v.Resources)
-		}
+		w.Key(&first, "\"resources\":")
+		jsonEncodeSpecsWindowsResources(w, v.Resources)
 	}
 	if v.CredentialSpec != nil {
-		w.key(&first, "\"credentialSpec\":")
-		w.any(v.CredentialSpec)
+		w.Key(&first, "\"credentialSpec\":")
+		w.Any(v.CredentialSpec)
 	}
 	if v.Servicing {
-		w.key(&first, "\"servicing\":")
-		w.bool(bool(v.Servicing))
+		w.Key(&first, "\"servicing\":")
+		w.Bool(bool(v.Servicing))
 	}
 	if v.IgnoreFlushesDuringBoot {
-		w.key(&first, "\"ignoreFlushesDuringBoot\":")
-		w.bool(bool(v.IgnoreFlushesDuringBoot))
+		w.Key(&first, "\"ignoreFlushesDuringBoot\":")
+		w.Bool(bool(v.IgnoreFlushesDuringBoot))
 	}
 	if v.HyperV != nil {
-		w.key(&first, "\"hyperv\":")
-		if v.HyperV == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsHyperV(w, v.HyperV)
-		}
+		w.Key(&first, "\"hyperv\":")
+		jsonEncodeSpecsWindowsHyperV(w, v.HyperV)
 	}
 	if v.Network != nil {
-		w.key(&first, "\"network\":")
-		if v.Network == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsNetwork(w, v.Network)
-		}
+		w.Key(&first, "\"network\":")
+		jsonEncodeSpecsWindowsNetwork(w, v.Network)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsVMKeys = []string{"hypervisor", "kernel", "image", "hwconfig"}
@@ -2622,36 +950,16 @@ func jsonDecodeSpecsVM(in *jlexer.Lexer, out *specs.VM) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsVMKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsVMKeys, func(key string) bool {
 		switch key {
 		case "hypervisor":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				jsonDecodeSpecsVMHypervisor(in, &out.Hypervisor)
-			}
+			jsonDecodeSpecsVMHypervisor(in, &out.Hypervisor)
 		case "kernel":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				jsonDecodeSpecsVMKernel(in, &out.Kernel)
-			}
+			jsonDecodeSpecsVMKernel(in, &out.Kernel)
 		case "image":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				jsonDecodeSpecsVMImage(in, &out.Image)
-			}
+			jsonDecodeSpecsVMImage(in, &out.Image)
 		case "hwconfig":
-			if in.IsNull() {
-				in.Skip()
-				out.HwConfig = nil
-			} else {
-				if out.HwConfig == nil {
-					out.HwConfig = new(specs.HWConfig)
-				}
-				jsonDecodeSpecsHWConfig(in, out.HwConfig)
-			}
+			jsonrt.Ptr(in, &out.HwConfig, jsonDecodeSpecsHWConfig)
 		default:
 			return false
 		}
@@ -2660,24 +968,20 @@ func jsonDecodeSpecsVM(in *jlexer.Lexer, out *specs.VM) {
 }
 
 // jsonEncodeSpecsVM encodes a specs.VM.
-func jsonEncodeSpecsVM(w *jsonOut, v *specs.VM) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsVM(w *jsonrt.Out, v *specs.VM) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"hypervisor\":")
+	w.Key(&first, "\"hypervisor\":")
 	jsonEncodeSpecsVMHypervisor(w, &v.Hypervisor)
-	w.key(&first, "\"kernel\":")
+	w.Key(&first, "\"kernel\":")
 	jsonEncodeSpecsVMKernel(w, &v.Kernel)
-	w.key(&first, "\"image\":")
+	w.Key(&first, "\"image\":")
 	jsonEncodeSpecsVMImage(w, &v.Image)
 	if v.HwConfig != nil {
-		w.key(&first, "\"hwconfig\":")
-		if v.HwConfig == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsHWConfig(w, v.HwConfig)
-		}
+		w.Key(&first, "\"hwconfig\":")
+		jsonEncodeSpecsHWConfig(w, v.HwConfig)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsZOSKeys = []string{"namespaces"}
@@ -2688,27 +992,10 @@ func jsonDecodeSpecsZOS(in *jlexer.Lexer, out *specs.ZOS) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsZOSKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsZOSKeys, func(key string) bool {
 		switch key {
 		case "namespaces":
-			if in.IsNull() {
-				in.Skip()
-				out.Namespaces = nil
-			} else {
-				in.Delim('[')
-				out.Namespaces = []specs.ZOSNamespace{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v241 specs.ZOSNamespace
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsZOSNamespace(in, &v241)
-					}
-					out.Namespaces = append(out.Namespaces, v241)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Namespaces, jsonDecodeSliceSpecsZOSNamespace)
 		default:
 			return false
 		}
@@ -2717,25 +1004,14 @@ func jsonDecodeSpecsZOS(in *jlexer.Lexer, out *specs.ZOS) {
 }
 
 // jsonEncodeSpecsZOS encodes a specs.ZOS.
-func jsonEncodeSpecsZOS(w *jsonOut, v *specs.ZOS) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsZOS(w *jsonrt.Out, v *specs.ZOS) {
+	w.Byte('{')
 	first := true
 	if len(v.Namespaces) != 0 {
-		w.key(&first, "\"namespaces\":")
-		if v.Namespaces == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i243 := range v.Namespaces {
-				if i243 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsZOSNamespace(w, &v.Namespaces[i243])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"namespaces\":")
+		jsonEncodeSliceSpecsZOSNamespace(w, v.Namespaces)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsFreeBSDKeys = []string{"devices", "jail"}
@@ -2746,37 +1022,12 @@ func jsonDecodeSpecsFreeBSD(in *jlexer.Lexer, out *specs.FreeBSD) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsFreeBSDKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsFreeBSDKeys, func(key string) bool {
 		switch key {
 		case "devices":
-			if in.IsNull() {
-				in.Skip()
-				out.Devices = nil
-			} else {
-				in.Delim('[')
-				out.Devices = []specs.FreeBSDDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v245 specs.FreeBSDDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsFreeBSDDevice(in, &v245)
-					}
-					out.Devices = append(out.Devices, v245)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Devices, jsonDecodeSliceSpecsFreeBSDDevice)
 		case "jail":
-			if in.IsNull() {
-				in.Skip()
-				out.Jail = nil
-			} else {
-				if out.Jail == nil {
-					out.Jail = new(specs.FreeBSDJail)
-				}
-				jsonDecodeSpecsFreeBSDJail(in, out.Jail)
-			}
+			jsonrt.Ptr(in, &out.Jail, jsonDecodeSpecsFreeBSDJail)
 		default:
 			return false
 		}
@@ -2785,33 +1036,18 @@ func jsonDecodeSpecsFreeBSD(in *jlexer.Lexer, out *specs.FreeBSD) {
 }
 
 // jsonEncodeSpecsFreeBSD encodes a specs.FreeBSD.
-func jsonEncodeSpecsFreeBSD(w *jsonOut, v *specs.FreeBSD) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsFreeBSD(w *jsonrt.Out, v *specs.FreeBSD) {
+	w.Byte('{')
 	first := true
 	if len(v.Devices) != 0 {
-		w.key(&first, "\"devices\":")
-		if v.Devices == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i248 := range v.Devices {
-				if i248 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsFreeBSDDevice(w, &v.Devices[i248])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"devices\":")
+		jsonEncodeSliceSpecsFreeBSDDevice(w, v.Devices)
 	}
 	if v.Jail != nil {
-		w.key(&first, "\"jail\":")
-		if v.Jail == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsFreeBSDJail(w, v.Jail)
-		}
+		w.Key(&first, "\"jail\":")
+		jsonEncodeSpecsFreeBSDJail(w, v.Jail)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsBoxKeys = []string{"height", "width"}
@@ -2822,20 +1058,12 @@ func jsonDecodeSpecsBox(in *jlexer.Lexer, out *specs.Box) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsBoxKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsBoxKeys, func(key string) bool {
 		switch key {
 		case "height":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Height = in.Uint()
-			}
+			jsonrt.Uint(in, &out.Height)
 		case "width":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Width = in.Uint()
-			}
+			jsonrt.Uint(in, &out.Width)
 		default:
 			return false
 		}
@@ -2844,14 +1072,14 @@ func jsonDecodeSpecsBox(in *jlexer.Lexer, out *specs.Box) {
 }
 
 // jsonEncodeSpecsBox encodes a specs.Box.
-func jsonEncodeSpecsBox(w *jsonOut, v *specs.Box) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsBox(w *jsonrt.Out, v *specs.Box) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"height\":")
-	w.uint(uint64(v.Height))
-	w.key(&first, "\"width\":")
-	w.uint(uint64(v.Width))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"height\":")
+	w.Uint(uint64(v.Height))
+	w.Key(&first, "\"width\":")
+	w.Uint(uint64(v.Width))
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsUserKeys = []string{"uid", "gid", "umask", "additionalGids", "username"}
@@ -2862,55 +1090,18 @@ func jsonDecodeSpecsUser(in *jlexer.Lexer, out *specs.User) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsUserKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsUserKeys, func(key string) bool {
 		switch key {
 		case "uid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.UID = in.Uint32()
-			}
+			jsonrt.Uint32(in, &out.UID)
 		case "gid":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.GID = in.Uint32()
-			}
+			jsonrt.Uint32(in, &out.GID)
 		case "umask":
-			if in.IsNull() {
-				in.Skip()
-				out.Umask = nil
-			} else {
-				if out.Umask == nil {
-					out.Umask = new(uint32)
-				}
-				(*out.Umask) = in.Uint32()
-			}
+			jsonrt.Ptr(in, &out.Umask, jsonrt.Uint32[uint32])
 		case "additionalGids":
-			if in.IsNull() {
-				in.Skip()
-				out.AdditionalGids = nil
-			} else {
-				in.Delim('[')
-				out.AdditionalGids = []uint32{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v254 uint32
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v254 = in.Uint32()
-					}
-					out.AdditionalGids = append(out.AdditionalGids, v254)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.AdditionalGids, jsonDecodeSliceUint32)
 		case "username":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Username = in.String()
-			}
+			jsonrt.String(in, &out.Username)
 		default:
 			return false
 		}
@@ -2919,41 +1110,55 @@ func jsonDecodeSpecsUser(in *jlexer.Lexer, out *specs.User) {
 }
 
 // jsonEncodeSpecsUser encodes a specs.User.
-func jsonEncodeSpecsUser(w *jsonOut, v *specs.User) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsUser(w *jsonrt.Out, v *specs.User) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"uid\":")
-	w.uint(uint64(v.UID))
-	w.key(&first, "\"gid\":")
-	w.uint(uint64(v.GID))
+	w.Key(&first, "\"uid\":")
+	w.Uint(uint64(v.UID))
+	w.Key(&first, "\"gid\":")
+	w.Uint(uint64(v.GID))
 	if v.Umask != nil {
-		w.key(&first, "\"umask\":")
-		if v.Umask == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Umask)))
-		}
+		w.Key(&first, "\"umask\":")
+		w.Uint(uint64((*v.Umask)))
 	}
 	if len(v.AdditionalGids) != 0 {
-		w.key(&first, "\"additionalGids\":")
-		if v.AdditionalGids == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i259 := range v.AdditionalGids {
-				if i259 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.uint(uint64(v.AdditionalGids[i259]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"additionalGids\":")
+		jsonEncodeSliceUint32(w, v.AdditionalGids)
 	}
 	if v.Username != "" {
-		w.key(&first, "\"username\":")
-		w.str(string(v.Username))
+		w.Key(&first, "\"username\":")
+		w.Str(string(v.Username))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+// jsonDecodeSliceString decodes a []string.
+func jsonDecodeSliceString(in *jlexer.Lexer, out *[]string) {
+	in.Delim('[')
+	*out = []string{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v string
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceString encodes a []string.
+func jsonEncodeSliceString(w *jsonrt.Out, v []string) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(v[i]))
+	}
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsLinuxCapabilitiesKeys = []string{"bounding", "effective", "inheritable", "permitted", "ambient"}
@@ -2964,103 +1169,18 @@ func jsonDecodeSpecsLinuxCapabilities(in *jlexer.Lexer, out *specs.LinuxCapabili
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxCapabilitiesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxCapabilitiesKeys, func(key string) bool {
 		switch key {
 		case "bounding":
-			if in.IsNull() {
-				in.Skip()
-				out.Bounding = nil
-			} else {
-				in.Delim('[')
-				out.Bounding = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v262 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v262 = in.String()
-					}
-					out.Bounding = append(out.Bounding, v262)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Bounding, jsonDecodeSliceString)
 		case "effective":
-			if in.IsNull() {
-				in.Skip()
-				out.Effective = nil
-			} else {
-				in.Delim('[')
-				out.Effective = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v263 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v263 = in.String()
-					}
-					out.Effective = append(out.Effective, v263)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Effective, jsonDecodeSliceString)
 		case "inheritable":
-			if in.IsNull() {
-				in.Skip()
-				out.Inheritable = nil
-			} else {
-				in.Delim('[')
-				out.Inheritable = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v264 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v264 = in.String()
-					}
-					out.Inheritable = append(out.Inheritable, v264)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Inheritable, jsonDecodeSliceString)
 		case "permitted":
-			if in.IsNull() {
-				in.Skip()
-				out.Permitted = nil
-			} else {
-				in.Delim('[')
-				out.Permitted = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v265 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v265 = in.String()
-					}
-					out.Permitted = append(out.Permitted, v265)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Permitted, jsonDecodeSliceString)
 		case "ambient":
-			if in.IsNull() {
-				in.Skip()
-				out.Ambient = nil
-			} else {
-				in.Delim('[')
-				out.Ambient = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v266 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v266 = in.String()
-					}
-					out.Ambient = append(out.Ambient, v266)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Ambient, jsonDecodeSliceString)
 		default:
 			return false
 		}
@@ -3069,133 +1189,59 @@ func jsonDecodeSpecsLinuxCapabilities(in *jlexer.Lexer, out *specs.LinuxCapabili
 }
 
 // jsonEncodeSpecsLinuxCapabilities encodes a specs.LinuxCapabilities.
-func jsonEncodeSpecsLinuxCapabilities(w *jsonOut, v *specs.LinuxCapabilities) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxCapabilities(w *jsonrt.Out, v *specs.LinuxCapabilities) {
+	w.Byte('{')
 	first := true
 	if len(v.Bounding) != 0 {
-		w.key(&first, "\"bounding\":")
-		if v.Bounding == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i267 := range v.Bounding {
-				if i267 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Bounding[i267]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"bounding\":")
+		jsonEncodeSliceString(w, v.Bounding)
 	}
 	if len(v.Effective) != 0 {
-		w.key(&first, "\"effective\":")
-		if v.Effective == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i269 := range v.Effective {
-				if i269 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Effective[i269]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"effective\":")
+		jsonEncodeSliceString(w, v.Effective)
 	}
 	if len(v.Inheritable) != 0 {
-		w.key(&first, "\"inheritable\":")
-		if v.Inheritable == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i271 := range v.Inheritable {
-				if i271 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Inheritable[i271]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"inheritable\":")
+		jsonEncodeSliceString(w, v.Inheritable)
 	}
 	if len(v.Permitted) != 0 {
-		w.key(&first, "\"permitted\":")
-		if v.Permitted == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i273 := range v.Permitted {
-				if i273 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Permitted[i273]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"permitted\":")
+		jsonEncodeSliceString(w, v.Permitted)
 	}
 	if len(v.Ambient) != 0 {
-		w.key(&first, "\"ambient\":")
-		if v.Ambient == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i275 := range v.Ambient {
-				if i275 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Ambient[i275]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"ambient\":")
+		jsonEncodeSliceString(w, v.Ambient)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsPOSIXRlimitKeys = []string{"type", "hard", "soft"}
+// jsonDecodeSliceSpecsPOSIXRlimit decodes a []specs.POSIXRlimit.
+func jsonDecodeSliceSpecsPOSIXRlimit(in *jlexer.Lexer, out *[]specs.POSIXRlimit) {
+	in.Delim('[')
+	*out = []specs.POSIXRlimit{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.POSIXRlimit
+		jsonDecodeSpecsPOSIXRlimit(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsPOSIXRlimit decodes a specs.POSIXRlimit.
-func jsonDecodeSpecsPOSIXRlimit(in *jlexer.Lexer, out *specs.POSIXRlimit) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsPOSIXRlimit encodes a []specs.POSIXRlimit.
+func jsonEncodeSliceSpecsPOSIXRlimit(w *jsonrt.Out, v []specs.POSIXRlimit) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsPOSIXRlimitKeys, func(key string) bool {
-		switch key {
-		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = in.String()
-			}
-		case "hard":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Hard = in.Uint64()
-			}
-		case "soft":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Soft = in.Uint64()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsPOSIXRlimit encodes a specs.POSIXRlimit.
-func jsonEncodeSpecsPOSIXRlimit(w *jsonOut, v *specs.POSIXRlimit) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
-	w.key(&first, "\"hard\":")
-	w.uint(uint64(v.Hard))
-	w.key(&first, "\"soft\":")
-	w.uint(uint64(v.Soft))
-	w.b = append(w.b, '}')
+		jsonEncodeSpecsPOSIXRlimit(w, &v[i])
+	}
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsSchedulerKeys = []string{"policy", "nice", "priority", "flags", "runtime", "deadline", "period"}
@@ -3206,63 +1252,22 @@ func jsonDecodeSpecsScheduler(in *jlexer.Lexer, out *specs.Scheduler) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsSchedulerKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsSchedulerKeys, func(key string) bool {
 		switch key {
 		case "policy":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Policy = specs.LinuxSchedulerPolicy(in.String())
-			}
+			jsonrt.String(in, &out.Policy)
 		case "nice":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Nice = in.Int32()
-			}
+			jsonrt.Int32(in, &out.Nice)
 		case "priority":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Priority = in.Int32()
-			}
+			jsonrt.Int32(in, &out.Priority)
 		case "flags":
-			if in.IsNull() {
-				in.Skip()
-				out.Flags = nil
-			} else {
-				in.Delim('[')
-				out.Flags = []specs.LinuxSchedulerFlag{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v280 specs.LinuxSchedulerFlag
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v280 = specs.LinuxSchedulerFlag(in.String())
-					}
-					out.Flags = append(out.Flags, v280)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Flags, jsonDecodeSliceSpecsLinuxSchedulerFlag)
 		case "runtime":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Runtime = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.Runtime)
 		case "deadline":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Deadline = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.Deadline)
 		case "period":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Period = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.Period)
 		default:
 			return false
 		}
@@ -3271,47 +1276,36 @@ func jsonDecodeSpecsScheduler(in *jlexer.Lexer, out *specs.Scheduler) {
 }
 
 // jsonEncodeSpecsScheduler encodes a specs.Scheduler.
-func jsonEncodeSpecsScheduler(w *jsonOut, v *specs.Scheduler) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsScheduler(w *jsonrt.Out, v *specs.Scheduler) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"policy\":")
-	w.str(string(v.Policy))
+	w.Key(&first, "\"policy\":")
+	w.Str(string(v.Policy))
 	if v.Nice != 0 {
-		w.key(&first, "\"nice\":")
-		w.int(int64(v.Nice))
+		w.Key(&first, "\"nice\":")
+		w.Int(int64(v.Nice))
 	}
 	if v.Priority != 0 {
-		w.key(&first, "\"priority\":")
-		w.int(int64(v.Priority))
+		w.Key(&first, "\"priority\":")
+		w.Int(int64(v.Priority))
 	}
 	if len(v.Flags) != 0 {
-		w.key(&first, "\"flags\":")
-		if v.Flags == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i284 := range v.Flags {
-				if i284 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Flags[i284]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"flags\":")
+		jsonEncodeSliceSpecsLinuxSchedulerFlag(w, v.Flags)
 	}
 	if v.Runtime != 0 {
-		w.key(&first, "\"runtime\":")
-		w.uint(uint64(v.Runtime))
+		w.Key(&first, "\"runtime\":")
+		w.Uint(uint64(v.Runtime))
 	}
 	if v.Deadline != 0 {
-		w.key(&first, "\"deadline\":")
-		w.uint(uint64(v.Deadline))
+		w.Key(&first, "\"deadline\":")
+		w.Uint(uint64(v.Deadline))
 	}
 	if v.Period != 0 {
-		w.key(&first, "\"period\":")
-		w.uint(uint64(v.Period))
+		w.Key(&first, "\"period\":")
+		w.Uint(uint64(v.Period))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxIOPriorityKeys = []string{"class", "priority"}
@@ -3322,20 +1316,12 @@ func jsonDecodeSpecsLinuxIOPriority(in *jlexer.Lexer, out *specs.LinuxIOPriority
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxIOPriorityKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxIOPriorityKeys, func(key string) bool {
 		switch key {
 		case "class":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Class = specs.IOPriorityClass(in.String())
-			}
+			jsonrt.String(in, &out.Class)
 		case "priority":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Priority = in.Int()
-			}
+			jsonrt.Int(in, &out.Priority)
 		default:
 			return false
 		}
@@ -3344,14 +1330,14 @@ func jsonDecodeSpecsLinuxIOPriority(in *jlexer.Lexer, out *specs.LinuxIOPriority
 }
 
 // jsonEncodeSpecsLinuxIOPriority encodes a specs.LinuxIOPriority.
-func jsonEncodeSpecsLinuxIOPriority(w *jsonOut, v *specs.LinuxIOPriority) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxIOPriority(w *jsonrt.Out, v *specs.LinuxIOPriority) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"class\":")
-	w.str(string(v.Class))
-	w.key(&first, "\"priority\":")
-	w.int(int64(v.Priority))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"class\":")
+	w.Str(string(v.Class))
+	w.Key(&first, "\"priority\":")
+	w.Int(int64(v.Priority))
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsCPUAffinityKeys = []string{"initial", "final"}
@@ -3362,20 +1348,12 @@ func jsonDecodeSpecsCPUAffinity(in *jlexer.Lexer, out *specs.CPUAffinity) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsCPUAffinityKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsCPUAffinityKeys, func(key string) bool {
 		switch key {
 		case "initial":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Initial = in.String()
-			}
+			jsonrt.String(in, &out.Initial)
 		case "final":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Final = in.String()
-			}
+			jsonrt.String(in, &out.Final)
 		default:
 			return false
 		}
@@ -3384,42 +1362,187 @@ func jsonDecodeSpecsCPUAffinity(in *jlexer.Lexer, out *specs.CPUAffinity) {
 }
 
 // jsonEncodeSpecsCPUAffinity encodes a specs.CPUAffinity.
-func jsonEncodeSpecsCPUAffinity(w *jsonOut, v *specs.CPUAffinity) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsCPUAffinity(w *jsonrt.Out, v *specs.CPUAffinity) {
+	w.Byte('{')
 	first := true
 	if v.Initial != "" {
-		w.key(&first, "\"initial\":")
-		w.str(string(v.Initial))
+		w.Key(&first, "\"initial\":")
+		w.Str(string(v.Initial))
 	}
 	if v.Final != "" {
-		w.key(&first, "\"final\":")
-		w.str(string(v.Final))
+		w.Key(&first, "\"final\":")
+		w.Str(string(v.Final))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeNsJoinKeys = []string{"type", "path"}
+// jsonDecodeSliceNsJoin decodes a []nsJoin.
+func jsonDecodeSliceNsJoin(in *jlexer.Lexer, out *[]nsJoin) {
+	in.Delim('[')
+	*out = []nsJoin{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v nsJoin
+		jsonDecodeNsJoin(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeNsJoin decodes a nsJoin.
-func jsonDecodeNsJoin(in *jlexer.Lexer, out *nsJoin) {
+// jsonEncodeSliceNsJoin encodes a []nsJoin.
+func jsonEncodeSliceNsJoin(w *jsonrt.Out, v []nsJoin) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeNsJoin(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceCgroupBind decodes a []cgroupBind.
+func jsonDecodeSliceCgroupBind(in *jlexer.Lexer, out *[]cgroupBind) {
+	in.Delim('[')
+	*out = []cgroupBind{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v cgroupBind
+		jsonDecodeCgroupBind(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceCgroupBind encodes a []cgroupBind.
+func jsonEncodeSliceCgroupBind(w *jsonrt.Out, v []cgroupBind) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeCgroupBind(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceInt decodes a []int.
+func jsonDecodeSliceInt(in *jlexer.Lexer, out *[]int) {
+	in.Delim('[')
+	*out = []int{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v int
+		jsonrt.Int(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceInt encodes a []int.
+func jsonEncodeSliceInt(w *jsonrt.Out, v []int) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Int(int64(v[i]))
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceUnixSockFilter decodes a []unix.SockFilter.
+func jsonDecodeSliceUnixSockFilter(in *jlexer.Lexer, out *[]unix.SockFilter) {
+	in.Delim('[')
+	*out = []unix.SockFilter{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v unix.SockFilter
+		jsonDecodeUnixSockFilter(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceUnixSockFilter encodes a []unix.SockFilter.
+func jsonEncodeSliceUnixSockFilter(w *jsonrt.Out, v []unix.SockFilter) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeUnixSockFilter(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceSpecsLinuxSeccompFlag decodes a []specs.LinuxSeccompFlag.
+func jsonDecodeSliceSpecsLinuxSeccompFlag(in *jlexer.Lexer, out *[]specs.LinuxSeccompFlag) {
+	in.Delim('[')
+	*out = []specs.LinuxSeccompFlag{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxSeccompFlag
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxSeccompFlag encodes a []specs.LinuxSeccompFlag.
+func jsonEncodeSliceSpecsLinuxSeccompFlag(w *jsonrt.Out, v []specs.LinuxSeccompFlag) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(v[i]))
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsMountKeys = []string{"destination", "type", "source", "options", "uidMappings", "gidMappings"}
+
+// jsonDecodeSpecsMount decodes a specs.Mount.
+func jsonDecodeSpecsMount(in *jlexer.Lexer, out *specs.Mount) {
 	if in.IsNull() {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeNsJoinKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsMountKeys, func(key string) bool {
 		switch key {
+		case "destination":
+			jsonrt.String(in, &out.Destination)
 		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = specs.LinuxNamespaceType(in.String())
-			}
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
+			jsonrt.String(in, &out.Type)
+		case "source":
+			jsonrt.String(in, &out.Source)
+		case "options":
+			jsonrt.Nilable(in, &out.Options, jsonDecodeSliceString)
+		case "uidMappings":
+			jsonrt.Nilable(in, &out.UIDMappings, jsonDecodeSliceSpecsLinuxIDMapping)
+		case "gidMappings":
+			jsonrt.Nilable(in, &out.GIDMappings, jsonDecodeSliceSpecsLinuxIDMapping)
 		default:
 			return false
 		}
@@ -3427,287 +1550,91 @@ func jsonDecodeNsJoin(in *jlexer.Lexer, out *nsJoin) {
 	})
 }
 
-// jsonEncodeNsJoin encodes a nsJoin.
-func jsonEncodeNsJoin(w *jsonOut, v *nsJoin) {
-	w.b = append(w.b, '{')
+// jsonEncodeSpecsMount encodes a specs.Mount.
+func jsonEncodeSpecsMount(w *jsonrt.Out, v *specs.Mount) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"destination\":")
+	w.Str(string(v.Destination))
+	if v.Type != "" {
+		w.Key(&first, "\"type\":")
+		w.Str(string(v.Type))
+	}
+	if v.Source != "" {
+		w.Key(&first, "\"source\":")
+		w.Str(string(v.Source))
+	}
+	if len(v.Options) != 0 {
+		w.Key(&first, "\"options\":")
+		jsonEncodeSliceString(w, v.Options)
+	}
+	if len(v.UIDMappings) != 0 {
+		w.Key(&first, "\"uidMappings\":")
+		jsonEncodeSliceSpecsLinuxIDMapping(w, v.UIDMappings)
+	}
+	if len(v.GIDMappings) != 0 {
+		w.Key(&first, "\"gidMappings\":")
+		jsonEncodeSliceSpecsLinuxIDMapping(w, v.GIDMappings)
+	}
+	w.Byte('}')
 }
 
-var jsonDecodeCgroupBindKeys = []string{"name", "dir", "v2"}
+// jsonDecodeSliceSpecsHook decodes a []specs.Hook.
+func jsonDecodeSliceSpecsHook(in *jlexer.Lexer, out *[]specs.Hook) {
+	in.Delim('[')
+	*out = []specs.Hook{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.Hook
+		jsonDecodeSpecsHook(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeCgroupBind decodes a cgroupBind.
-func jsonDecodeCgroupBind(in *jlexer.Lexer, out *cgroupBind) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsHook encodes a []specs.Hook.
+func jsonEncodeSliceSpecsHook(w *jsonrt.Out, v []specs.Hook) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeCgroupBindKeys, func(key string) bool {
-		switch key {
-		case "name":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Name = in.String()
-			}
-		case "dir":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Dir = in.String()
-			}
-		case "v2":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.V2 = in.Bool()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeCgroupBind encodes a cgroupBind.
-func jsonEncodeCgroupBind(w *jsonOut, v *cgroupBind) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"name\":")
-	w.str(string(v.Name))
-	w.key(&first, "\"dir\":")
-	w.str(string(v.Dir))
-	if v.V2 {
-		w.key(&first, "\"v2\":")
-		w.bool(bool(v.V2))
+		jsonEncodeSpecsHook(w, &v[i])
 	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
-var jsonDecodeUnixSockFilterKeys = []string{"Code", "Jt", "Jf", "K"}
+// jsonDecodeSliceSpecsLinuxIDMapping decodes a []specs.LinuxIDMapping.
+func jsonDecodeSliceSpecsLinuxIDMapping(in *jlexer.Lexer, out *[]specs.LinuxIDMapping) {
+	in.Delim('[')
+	*out = []specs.LinuxIDMapping{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxIDMapping
+		jsonDecodeSpecsLinuxIDMapping(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeUnixSockFilter decodes a unix.SockFilter.
-func jsonDecodeUnixSockFilter(in *jlexer.Lexer, out *unix.SockFilter) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsLinuxIDMapping encodes a []specs.LinuxIDMapping.
+func jsonEncodeSliceSpecsLinuxIDMapping(w *jsonrt.Out, v []specs.LinuxIDMapping) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeUnixSockFilterKeys, func(key string) bool {
-		switch key {
-		case "Code":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Code = in.Uint16()
-			}
-		case "Jt":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Jt = in.Uint8()
-			}
-		case "Jf":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Jf = in.Uint8()
-			}
-		case "K":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.K = in.Uint32()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeUnixSockFilter encodes a unix.SockFilter.
-func jsonEncodeUnixSockFilter(w *jsonOut, v *unix.SockFilter) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"Code\":")
-	w.uint(uint64(v.Code))
-	w.key(&first, "\"Jt\":")
-	w.uint(uint64(v.Jt))
-	w.key(&first, "\"Jf\":")
-	w.uint(uint64(v.Jf))
-	w.key(&first, "\"K\":")
-	w.uint(uint64(v.K))
-	w.b = append(w.b, '}')
-}
-
-var jsonDecodeSpecsLinuxIDMappingKeys = []string{"containerID", "hostID", "size"}
-
-// jsonDecodeSpecsLinuxIDMapping decodes a specs.LinuxIDMapping.
-func jsonDecodeSpecsLinuxIDMapping(in *jlexer.Lexer, out *specs.LinuxIDMapping) {
-	if in.IsNull() {
-		in.Skip()
-		return
+		jsonEncodeSpecsLinuxIDMapping(w, &v[i])
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxIDMappingKeys, func(key string) bool {
-		switch key {
-		case "containerID":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ContainerID = in.Uint32()
-			}
-		case "hostID":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.HostID = in.Uint32()
-			}
-		case "size":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Size = in.Uint32()
-			}
-		default:
-			return false
-		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsLinuxIDMapping encodes a specs.LinuxIDMapping.
-func jsonEncodeSpecsLinuxIDMapping(w *jsonOut, v *specs.LinuxIDMapping) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"containerID\":")
-	w.uint(uint64(v.ContainerID))
-	w.key(&first, "\"hostID\":")
-	w.uint(uint64(v.HostID))
-	w.key(&first, "\"size\":")
-	w.uint(uint64(v.Size))
-	w.b = append(w.b, '}')
-}
-
-var jsonDecodeSpecsHookKeys = []string{"path", "args", "env", "timeout"}
-
-// jsonDecodeSpecsHook decodes a specs.Hook.
-func jsonDecodeSpecsHook(in *jlexer.Lexer, out *specs.Hook) {
-	if in.IsNull() {
-		in.Skip()
-		return
-	}
-	jsonObject(in, jsonDecodeSpecsHookKeys, func(key string) bool {
-		switch key {
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
-		case "args":
-			if in.IsNull() {
-				in.Skip()
-				out.Args = nil
-			} else {
-				in.Delim('[')
-				out.Args = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v305 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v305 = in.String()
-					}
-					out.Args = append(out.Args, v305)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		case "env":
-			if in.IsNull() {
-				in.Skip()
-				out.Env = nil
-			} else {
-				in.Delim('[')
-				out.Env = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v306 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v306 = in.String()
-					}
-					out.Env = append(out.Env, v306)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		case "timeout":
-			if in.IsNull() {
-				in.Skip()
-				out.Timeout = nil
-			} else {
-				if out.Timeout == nil {
-					out.Timeout = new(int)
-				}
-				(*out.Timeout) = in.Int()
-			}
-		default:
-			return false
-		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsHook encodes a specs.Hook.
-func jsonEncodeSpecsHook(w *jsonOut, v *specs.Hook) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
-	if len(v.Args) != 0 {
-		w.key(&first, "\"args\":")
-		if v.Args == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i309 := range v.Args {
-				if i309 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Args[i309]))
-			}
-			w.b = append(w.b, ']')
-		}
-	}
-	if len(v.Env) != 0 {
-		w.key(&first, "\"env\":")
-		if v.Env == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i311 := range v.Env {
-				if i311 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Env[i311]))
-			}
-			w.b = append(w.b, ']')
-		}
-	}
-	if v.Timeout != nil {
-		w.key(&first, "\"timeout\":")
-		if v.Timeout == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Timeout)))
-		}
-	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsLinuxResourcesKeys = []string{"devices", "memory", "cpu", "pids", "blockIO", "hugepageLimits", "network", "rdma", "unified"}
@@ -3718,142 +1645,26 @@ func jsonDecodeSpecsLinuxResources(in *jlexer.Lexer, out *specs.LinuxResources) 
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxResourcesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxResourcesKeys, func(key string) bool {
 		switch key {
 		case "devices":
-			if in.IsNull() {
-				in.Skip()
-				out.Devices = nil
-			} else {
-				in.Delim('[')
-				out.Devices = []specs.LinuxDeviceCgroup{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v315 specs.LinuxDeviceCgroup
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxDeviceCgroup(in, &v315)
-					}
-					out.Devices = append(out.Devices, v315)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Devices, jsonDecodeSliceSpecsLinuxDeviceCgroup)
 		case "memory":
-			if in.IsNull() {
-				in.Skip()
-				out.Memory = nil
-			} else {
-				if out.Memory == nil {
-					out.Memory = new(specs.LinuxMemory)
-				}
-				jsonDecodeSpecsLinuxMemory(in, out.Memory)
-			}
+			jsonrt.Ptr(in, &out.Memory, jsonDecodeSpecsLinuxMemory)
 		case "cpu":
-			if in.IsNull() {
-				in.Skip()
-				out.CPU = nil
-			} else {
-				if out.CPU == nil {
-					out.CPU = new(specs.LinuxCPU)
-				}
-				jsonDecodeSpecsLinuxCPU(in, out.CPU)
-			}
+			jsonrt.Ptr(in, &out.CPU, jsonDecodeSpecsLinuxCPU)
 		case "pids":
-			if in.IsNull() {
-				in.Skip()
-				out.Pids = nil
-			} else {
-				if out.Pids == nil {
-					out.Pids = new(specs.LinuxPids)
-				}
-				jsonDecodeSpecsLinuxPids(in, out.Pids)
-			}
+			jsonrt.Ptr(in, &out.Pids, jsonDecodeSpecsLinuxPids)
 		case "blockIO":
-			if in.IsNull() {
-				in.Skip()
-				out.BlockIO = nil
-			} else {
-				if out.BlockIO == nil {
-					out.BlockIO = new(specs.LinuxBlockIO)
-				}
-				jsonDecodeSpecsLinuxBlockIO(in, out.BlockIO)
-			}
+			jsonrt.Ptr(in, &out.BlockIO, jsonDecodeSpecsLinuxBlockIO)
 		case "hugepageLimits":
-			if in.IsNull() {
-				in.Skip()
-				out.HugepageLimits = nil
-			} else {
-				in.Delim('[')
-				out.HugepageLimits = []specs.LinuxHugepageLimit{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v321 specs.LinuxHugepageLimit
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxHugepageLimit(in, &v321)
-					}
-					out.HugepageLimits = append(out.HugepageLimits, v321)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.HugepageLimits, jsonDecodeSliceSpecsLinuxHugepageLimit)
 		case "network":
-			if in.IsNull() {
-				in.Skip()
-				out.Network = nil
-			} else {
-				if out.Network == nil {
-					out.Network = new(specs.LinuxNetwork)
-				}
-				jsonDecodeSpecsLinuxNetwork(in, out.Network)
-			}
+			jsonrt.Ptr(in, &out.Network, jsonDecodeSpecsLinuxNetwork)
 		case "rdma":
-			if in.IsNull() {
-				in.Skip()
-				out.Rdma = nil
-			} else {
-				in.Delim('{')
-				if out.Rdma == nil {
-					out.Rdma = map[string]specs.LinuxRdma{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v324 specs.LinuxRdma
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxRdma(in, &v324)
-					}
-					out.Rdma[k] = v324
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Rdma, jsonDecodeMapStringSpecsLinuxRdma)
 		case "unified":
-			if in.IsNull() {
-				in.Skip()
-				out.Unified = nil
-			} else {
-				in.Delim('{')
-				if out.Unified == nil {
-					out.Unified = map[string]string{}
-				}
-				for in.Ok() && !in.IsDelim('}') {
-					k := string(in.String())
-					in.WantColon()
-					var v326 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v326 = in.String()
-					}
-					out.Unified[k] = v326
-					in.WantComma()
-				}
-				in.Delim('}')
-			}
+			jsonrt.Nilable(in, &out.Unified, jsonDecodeMapStringString)
 		default:
 			return false
 		}
@@ -3862,302 +1673,140 @@ func jsonDecodeSpecsLinuxResources(in *jlexer.Lexer, out *specs.LinuxResources) 
 }
 
 // jsonEncodeSpecsLinuxResources encodes a specs.LinuxResources.
-func jsonEncodeSpecsLinuxResources(w *jsonOut, v *specs.LinuxResources) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxResources(w *jsonrt.Out, v *specs.LinuxResources) {
+	w.Byte('{')
 	first := true
 	if len(v.Devices) != 0 {
-		w.key(&first, "\"devices\":")
-		if v.Devices == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i327 := range v.Devices {
-				if i327 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxDeviceCgroup(w, &v.Devices[i327])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"devices\":")
+		jsonEncodeSliceSpecsLinuxDeviceCgroup(w, v.Devices)
 	}
 	if v.Memory != nil {
-		w.key(&first, "\"memory\":")
-		if v.Memory == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxMemory(w, v.Memory)
-		}
+		w.Key(&first, "\"memory\":")
+		jsonEncodeSpecsLinuxMemory(w, v.Memory)
 	}
 	if v.CPU != nil {
-		w.key(&first, "\"cpu\":")
-		if v.CPU == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxCPU(w, v.CPU)
-		}
+		w.Key(&first, "\"cpu\":")
+		jsonEncodeSpecsLinuxCPU(w, v.CPU)
 	}
 	if v.Pids != nil {
-		w.key(&first, "\"pids\":")
-		if v.Pids == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxPids(w, v.Pids)
-		}
+		w.Key(&first, "\"pids\":")
+		jsonEncodeSpecsLinuxPids(w, v.Pids)
 	}
 	if v.BlockIO != nil {
-		w.key(&first, "\"blockIO\":")
-		if v.BlockIO == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxBlockIO(w, v.BlockIO)
-		}
+		w.Key(&first, "\"blockIO\":")
+		jsonEncodeSpecsLinuxBlockIO(w, v.BlockIO)
 	}
 	if len(v.HugepageLimits) != 0 {
-		w.key(&first, "\"hugepageLimits\":")
-		if v.HugepageLimits == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i333 := range v.HugepageLimits {
-				if i333 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxHugepageLimit(w, &v.HugepageLimits[i333])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"hugepageLimits\":")
+		jsonEncodeSliceSpecsLinuxHugepageLimit(w, v.HugepageLimits)
 	}
 	if v.Network != nil {
-		w.key(&first, "\"network\":")
-		if v.Network == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsLinuxNetwork(w, v.Network)
-		}
+		w.Key(&first, "\"network\":")
+		jsonEncodeSpecsLinuxNetwork(w, v.Network)
 	}
 	if len(v.Rdma) != 0 {
-		w.key(&first, "\"rdma\":")
-		if v.Rdma == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i336, k336 := range jsonSortedKeys(v.Rdma) {
-				if i336 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k336))
-				w.b = append(w.b, ':')
-				e336 := v.Rdma[k336]
-				jsonEncodeSpecsLinuxRdma(w, &e336)
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"rdma\":")
+		jsonEncodeMapStringSpecsLinuxRdma(w, v.Rdma)
 	}
 	if len(v.Unified) != 0 {
-		w.key(&first, "\"unified\":")
-		if v.Unified == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '{')
-			for i338, k338 := range jsonSortedKeys(v.Unified) {
-				if i338 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(k338))
-				w.b = append(w.b, ':')
-				e338 := v.Unified[k338]
-				w.str(string(e338))
-			}
-			w.b = append(w.b, '}')
-		}
+		w.Key(&first, "\"unified\":")
+		jsonEncodeMapStringString(w, v.Unified)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxNamespaceKeys = []string{"type", "path"}
+// jsonDecodeSliceSpecsLinuxNamespace decodes a []specs.LinuxNamespace.
+func jsonDecodeSliceSpecsLinuxNamespace(in *jlexer.Lexer, out *[]specs.LinuxNamespace) {
+	in.Delim('[')
+	*out = []specs.LinuxNamespace{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxNamespace
+		jsonDecodeSpecsLinuxNamespace(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsLinuxNamespace decodes a specs.LinuxNamespace.
-func jsonDecodeSpecsLinuxNamespace(in *jlexer.Lexer, out *specs.LinuxNamespace) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsLinuxNamespace encodes a []specs.LinuxNamespace.
+func jsonEncodeSliceSpecsLinuxNamespace(w *jsonrt.Out, v []specs.LinuxNamespace) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxNamespaceKeys, func(key string) bool {
-		switch key {
-		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = specs.LinuxNamespaceType(in.String())
-			}
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsLinuxNamespace encodes a specs.LinuxNamespace.
-func jsonEncodeSpecsLinuxNamespace(w *jsonOut, v *specs.LinuxNamespace) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
-	if v.Path != "" {
-		w.key(&first, "\"path\":")
-		w.str(string(v.Path))
+		jsonEncodeSpecsLinuxNamespace(w, &v[i])
 	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
-var jsonDecodeSpecsLinuxDeviceKeys = []string{"path", "type", "major", "minor", "fileMode", "uid", "gid"}
+// jsonDecodeSliceSpecsLinuxDevice decodes a []specs.LinuxDevice.
+func jsonDecodeSliceSpecsLinuxDevice(in *jlexer.Lexer, out *[]specs.LinuxDevice) {
+	in.Delim('[')
+	*out = []specs.LinuxDevice{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxDevice
+		jsonDecodeSpecsLinuxDevice(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsLinuxDevice decodes a specs.LinuxDevice.
-func jsonDecodeSpecsLinuxDevice(in *jlexer.Lexer, out *specs.LinuxDevice) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsLinuxDevice encodes a []specs.LinuxDevice.
+func jsonEncodeSliceSpecsLinuxDevice(w *jsonrt.Out, v []specs.LinuxDevice) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxDeviceKeys, func(key string) bool {
-		switch key {
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
-		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = in.String()
-			}
-		case "major":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Major = in.Int64()
-			}
-		case "minor":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Minor = in.Int64()
-			}
-		case "fileMode":
-			if in.IsNull() {
-				in.Skip()
-				out.FileMode = nil
-			} else {
-				if out.FileMode == nil {
-					out.FileMode = new(fs.FileMode)
-				}
-				(*out.FileMode) = fs.FileMode(in.Uint32())
-			}
-		case "uid":
-			if in.IsNull() {
-				in.Skip()
-				out.UID = nil
-			} else {
-				if out.UID == nil {
-					out.UID = new(uint32)
-				}
-				(*out.UID) = in.Uint32()
-			}
-		case "gid":
-			if in.IsNull() {
-				in.Skip()
-				out.GID = nil
-			} else {
-				if out.GID == nil {
-					out.GID = new(uint32)
-				}
-				(*out.GID) = in.Uint32()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
+		jsonEncodeSpecsLinuxDevice(w, &v[i])
+	}
+	w.Byte(']')
 }
 
-// jsonEncodeSpecsLinuxDevice encodes a specs.LinuxDevice.
-func jsonEncodeSpecsLinuxDevice(w *jsonOut, v *specs.LinuxDevice) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
-	w.key(&first, "\"major\":")
-	w.int(int64(v.Major))
-	w.key(&first, "\"minor\":")
-	w.int(int64(v.Minor))
-	if v.FileMode != nil {
-		w.key(&first, "\"fileMode\":")
-		if v.FileMode == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.FileMode)))
-		}
+// jsonDecodeMapStringSpecsLinuxNetDevice decodes a map[string]specs.LinuxNetDevice.
+func jsonDecodeMapStringSpecsLinuxNetDevice(in *jlexer.Lexer, out *map[string]specs.LinuxNetDevice) {
+	in.Delim('{')
+	if *out == nil {
+		*out = map[string]specs.LinuxNetDevice{}
 	}
-	if v.UID != nil {
-		w.key(&first, "\"uid\":")
-		if v.UID == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.UID)))
-		}
+	for in.Ok() && !in.IsDelim('}') {
+		k := string(in.String())
+		in.WantColon()
+		var v specs.LinuxNetDevice
+		jsonDecodeSpecsLinuxNetDevice(in, &v)
+		(*out)[k] = v
+		in.WantComma()
 	}
-	if v.GID != nil {
-		w.key(&first, "\"gid\":")
-		if v.GID == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.GID)))
-		}
-	}
-	w.b = append(w.b, '}')
+	in.Delim('}')
 }
 
-var jsonDecodeSpecsLinuxNetDeviceKeys = []string{"name"}
-
-// jsonDecodeSpecsLinuxNetDevice decodes a specs.LinuxNetDevice.
-func jsonDecodeSpecsLinuxNetDevice(in *jlexer.Lexer, out *specs.LinuxNetDevice) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeMapStringSpecsLinuxNetDevice encodes a map[string]specs.LinuxNetDevice.
+func jsonEncodeMapStringSpecsLinuxNetDevice(w *jsonrt.Out, v map[string]specs.LinuxNetDevice) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxNetDeviceKeys, func(key string) bool {
-		switch key {
-		case "name":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Name = in.String()
-			}
-		default:
-			return false
+	w.Byte('{')
+	for i, k := range jsonrt.SortedKeys(v) {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsLinuxNetDevice encodes a specs.LinuxNetDevice.
-func jsonEncodeSpecsLinuxNetDevice(w *jsonOut, v *specs.LinuxNetDevice) {
-	w.b = append(w.b, '{')
-	first := true
-	if v.Name != "" {
-		w.key(&first, "\"name\":")
-		w.str(string(v.Name))
+		w.Str(string(k))
+		w.Byte(':')
+		e := v[k]
+		jsonEncodeSpecsLinuxNetDevice(w, &e)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxSeccompKeys = []string{"defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath", "listenerMetadata", "syscalls"}
@@ -4168,93 +1817,22 @@ func jsonDecodeSpecsLinuxSeccomp(in *jlexer.Lexer, out *specs.LinuxSeccomp) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxSeccompKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxSeccompKeys, func(key string) bool {
 		switch key {
 		case "defaultAction":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.DefaultAction = specs.LinuxSeccompAction(in.String())
-			}
+			jsonrt.String(in, &out.DefaultAction)
 		case "defaultErrnoRet":
-			if in.IsNull() {
-				in.Skip()
-				out.DefaultErrnoRet = nil
-			} else {
-				if out.DefaultErrnoRet == nil {
-					out.DefaultErrnoRet = new(uint)
-				}
-				(*out.DefaultErrnoRet) = in.Uint()
-			}
+			jsonrt.Ptr(in, &out.DefaultErrnoRet, jsonrt.Uint[uint])
 		case "architectures":
-			if in.IsNull() {
-				in.Skip()
-				out.Architectures = nil
-			} else {
-				in.Delim('[')
-				out.Architectures = []specs.Arch{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v357 specs.Arch
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v357 = specs.Arch(in.String())
-					}
-					out.Architectures = append(out.Architectures, v357)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Architectures, jsonDecodeSliceSpecsArch)
 		case "flags":
-			if in.IsNull() {
-				in.Skip()
-				out.Flags = nil
-			} else {
-				in.Delim('[')
-				out.Flags = []specs.LinuxSeccompFlag{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v358 specs.LinuxSeccompFlag
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v358 = specs.LinuxSeccompFlag(in.String())
-					}
-					out.Flags = append(out.Flags, v358)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Flags, jsonDecodeSliceSpecsLinuxSeccompFlag)
 		case "listenerPath":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ListenerPath = in.String()
-			}
+			jsonrt.String(in, &out.ListenerPath)
 		case "listenerMetadata":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ListenerMetadata = in.String()
-			}
+			jsonrt.String(in, &out.ListenerMetadata)
 		case "syscalls":
-			if in.IsNull() {
-				in.Skip()
-				out.Syscalls = nil
-			} else {
-				in.Delim('[')
-				out.Syscalls = []specs.LinuxSyscall{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v359 specs.LinuxSyscall
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxSyscall(in, &v359)
-					}
-					out.Syscalls = append(out.Syscalls, v359)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Syscalls, jsonDecodeSliceSpecsLinuxSyscall)
 		default:
 			return false
 		}
@@ -4263,73 +1841,36 @@ func jsonDecodeSpecsLinuxSeccomp(in *jlexer.Lexer, out *specs.LinuxSeccomp) {
 }
 
 // jsonEncodeSpecsLinuxSeccomp encodes a specs.LinuxSeccomp.
-func jsonEncodeSpecsLinuxSeccomp(w *jsonOut, v *specs.LinuxSeccomp) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxSeccomp(w *jsonrt.Out, v *specs.LinuxSeccomp) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"defaultAction\":")
-	w.str(string(v.DefaultAction))
+	w.Key(&first, "\"defaultAction\":")
+	w.Str(string(v.DefaultAction))
 	if v.DefaultErrnoRet != nil {
-		w.key(&first, "\"defaultErrnoRet\":")
-		if v.DefaultErrnoRet == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.DefaultErrnoRet)))
-		}
+		w.Key(&first, "\"defaultErrnoRet\":")
+		w.Uint(uint64((*v.DefaultErrnoRet)))
 	}
 	if len(v.Architectures) != 0 {
-		w.key(&first, "\"architectures\":")
-		if v.Architectures == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i364 := range v.Architectures {
-				if i364 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Architectures[i364]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"architectures\":")
+		jsonEncodeSliceSpecsArch(w, v.Architectures)
 	}
 	if len(v.Flags) != 0 {
-		w.key(&first, "\"flags\":")
-		if v.Flags == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i366 := range v.Flags {
-				if i366 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Flags[i366]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"flags\":")
+		jsonEncodeSliceSpecsLinuxSeccompFlag(w, v.Flags)
 	}
 	if v.ListenerPath != "" {
-		w.key(&first, "\"listenerPath\":")
-		w.str(string(v.ListenerPath))
+		w.Key(&first, "\"listenerPath\":")
+		w.Str(string(v.ListenerPath))
 	}
 	if v.ListenerMetadata != "" {
-		w.key(&first, "\"listenerMetadata\":")
-		w.str(string(v.ListenerMetadata))
+		w.Key(&first, "\"listenerMetadata\":")
+		w.Str(string(v.ListenerMetadata))
 	}
 	if len(v.Syscalls) != 0 {
-		w.key(&first, "\"syscalls\":")
-		if v.Syscalls == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i370 := range v.Syscalls {
-				if i370 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxSyscall(w, &v.Syscalls[i370])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"syscalls\":")
+		jsonEncodeSliceSpecsLinuxSyscall(w, v.Syscalls)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxIntelRdtKeys = []string{"closID", "schemata", "l3CacheSchema", "memBwSchema", "enableMonitoring"}
@@ -4340,51 +1881,18 @@ func jsonDecodeSpecsLinuxIntelRdt(in *jlexer.Lexer, out *specs.LinuxIntelRdt) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxIntelRdtKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxIntelRdtKeys, func(key string) bool {
 		switch key {
 		case "closID":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ClosID = in.String()
-			}
+			jsonrt.String(in, &out.ClosID)
 		case "schemata":
-			if in.IsNull() {
-				in.Skip()
-				out.Schemata = nil
-			} else {
-				in.Delim('[')
-				out.Schemata = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v372 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v372 = in.String()
-					}
-					out.Schemata = append(out.Schemata, v372)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Schemata, jsonDecodeSliceString)
 		case "l3CacheSchema":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.L3CacheSchema = in.String()
-			}
+			jsonrt.String(in, &out.L3CacheSchema)
 		case "memBwSchema":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.MemBwSchema = in.String()
-			}
+			jsonrt.String(in, &out.MemBwSchema)
 		case "enableMonitoring":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.EnableMonitoring = in.Bool()
-			}
+			jsonrt.Bool(in, &out.EnableMonitoring)
 		default:
 			return false
 		}
@@ -4393,41 +1901,30 @@ func jsonDecodeSpecsLinuxIntelRdt(in *jlexer.Lexer, out *specs.LinuxIntelRdt) {
 }
 
 // jsonEncodeSpecsLinuxIntelRdt encodes a specs.LinuxIntelRdt.
-func jsonEncodeSpecsLinuxIntelRdt(w *jsonOut, v *specs.LinuxIntelRdt) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxIntelRdt(w *jsonrt.Out, v *specs.LinuxIntelRdt) {
+	w.Byte('{')
 	first := true
 	if v.ClosID != "" {
-		w.key(&first, "\"closID\":")
-		w.str(string(v.ClosID))
+		w.Key(&first, "\"closID\":")
+		w.Str(string(v.ClosID))
 	}
 	if len(v.Schemata) != 0 {
-		w.key(&first, "\"schemata\":")
-		if v.Schemata == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i374 := range v.Schemata {
-				if i374 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Schemata[i374]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"schemata\":")
+		jsonEncodeSliceString(w, v.Schemata)
 	}
 	if v.L3CacheSchema != "" {
-		w.key(&first, "\"l3CacheSchema\":")
-		w.str(string(v.L3CacheSchema))
+		w.Key(&first, "\"l3CacheSchema\":")
+		w.Str(string(v.L3CacheSchema))
 	}
 	if v.MemBwSchema != "" {
-		w.key(&first, "\"memBwSchema\":")
-		w.str(string(v.MemBwSchema))
+		w.Key(&first, "\"memBwSchema\":")
+		w.Str(string(v.MemBwSchema))
 	}
 	if v.EnableMonitoring {
-		w.key(&first, "\"enableMonitoring\":")
-		w.bool(bool(v.EnableMonitoring))
+		w.Key(&first, "\"enableMonitoring\":")
+		w.Bool(bool(v.EnableMonitoring))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxMemoryPolicyKeys = []string{"mode", "nodes", "flags"}
@@ -4438,39 +1935,14 @@ func jsonDecodeSpecsLinuxMemoryPolicy(in *jlexer.Lexer, out *specs.LinuxMemoryPo
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxMemoryPolicyKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxMemoryPolicyKeys, func(key string) bool {
 		switch key {
 		case "mode":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Mode = specs.MemoryPolicyModeType(in.String())
-			}
+			jsonrt.String(in, &out.Mode)
 		case "nodes":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Nodes = in.String()
-			}
+			jsonrt.String(in, &out.Nodes)
 		case "flags":
-			if in.IsNull() {
-				in.Skip()
-				out.Flags = nil
-			} else {
-				in.Delim('[')
-				out.Flags = []specs.MemoryPolicyFlagType{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v379 specs.MemoryPolicyFlagType
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v379 = specs.MemoryPolicyFlagType(in.String())
-					}
-					out.Flags = append(out.Flags, v379)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Flags, jsonDecodeSliceSpecsMemoryPolicyFlagType)
 		default:
 			return false
 		}
@@ -4479,29 +1951,18 @@ func jsonDecodeSpecsLinuxMemoryPolicy(in *jlexer.Lexer, out *specs.LinuxMemoryPo
 }
 
 // jsonEncodeSpecsLinuxMemoryPolicy encodes a specs.LinuxMemoryPolicy.
-func jsonEncodeSpecsLinuxMemoryPolicy(w *jsonOut, v *specs.LinuxMemoryPolicy) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxMemoryPolicy(w *jsonrt.Out, v *specs.LinuxMemoryPolicy) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"mode\":")
-	w.str(string(v.Mode))
-	w.key(&first, "\"nodes\":")
-	w.str(string(v.Nodes))
+	w.Key(&first, "\"mode\":")
+	w.Str(string(v.Mode))
+	w.Key(&first, "\"nodes\":")
+	w.Str(string(v.Nodes))
 	if len(v.Flags) != 0 {
-		w.key(&first, "\"flags\":")
-		if v.Flags == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i382 := range v.Flags {
-				if i382 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Flags[i382]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"flags\":")
+		jsonEncodeSliceSpecsMemoryPolicyFlagType(w, v.Flags)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxPersonalityKeys = []string{"domain", "flags"}
@@ -4512,33 +1973,12 @@ func jsonDecodeSpecsLinuxPersonality(in *jlexer.Lexer, out *specs.LinuxPersonali
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxPersonalityKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxPersonalityKeys, func(key string) bool {
 		switch key {
 		case "domain":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Domain = specs.LinuxPersonalityDomain(in.String())
-			}
+			jsonrt.String(in, &out.Domain)
 		case "flags":
-			if in.IsNull() {
-				in.Skip()
-				out.Flags = nil
-			} else {
-				in.Delim('[')
-				out.Flags = []specs.LinuxPersonalityFlag{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v384 specs.LinuxPersonalityFlag
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v384 = specs.LinuxPersonalityFlag(in.String())
-					}
-					out.Flags = append(out.Flags, v384)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Flags, jsonDecodeSliceSpecsLinuxPersonalityFlag)
 		default:
 			return false
 		}
@@ -4547,165 +1987,81 @@ func jsonDecodeSpecsLinuxPersonality(in *jlexer.Lexer, out *specs.LinuxPersonali
 }
 
 // jsonEncodeSpecsLinuxPersonality encodes a specs.LinuxPersonality.
-func jsonEncodeSpecsLinuxPersonality(w *jsonOut, v *specs.LinuxPersonality) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxPersonality(w *jsonrt.Out, v *specs.LinuxPersonality) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"domain\":")
-	w.str(string(v.Domain))
+	w.Key(&first, "\"domain\":")
+	w.Str(string(v.Domain))
 	if len(v.Flags) != 0 {
-		w.key(&first, "\"flags\":")
-		if v.Flags == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i386 := range v.Flags {
-				if i386 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Flags[i386]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"flags\":")
+		jsonEncodeSliceSpecsLinuxPersonalityFlag(w, v.Flags)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxTimeOffsetKeys = []string{"secs", "nanosecs"}
+// jsonDecodeMapStringSpecsLinuxTimeOffset decodes a map[string]specs.LinuxTimeOffset.
+func jsonDecodeMapStringSpecsLinuxTimeOffset(in *jlexer.Lexer, out *map[string]specs.LinuxTimeOffset) {
+	in.Delim('{')
+	if *out == nil {
+		*out = map[string]specs.LinuxTimeOffset{}
+	}
+	for in.Ok() && !in.IsDelim('}') {
+		k := string(in.String())
+		in.WantColon()
+		var v specs.LinuxTimeOffset
+		jsonDecodeSpecsLinuxTimeOffset(in, &v)
+		(*out)[k] = v
+		in.WantComma()
+	}
+	in.Delim('}')
+}
 
-// jsonDecodeSpecsLinuxTimeOffset decodes a specs.LinuxTimeOffset.
-func jsonDecodeSpecsLinuxTimeOffset(in *jlexer.Lexer, out *specs.LinuxTimeOffset) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeMapStringSpecsLinuxTimeOffset encodes a map[string]specs.LinuxTimeOffset.
+func jsonEncodeMapStringSpecsLinuxTimeOffset(w *jsonrt.Out, v map[string]specs.LinuxTimeOffset) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxTimeOffsetKeys, func(key string) bool {
-		switch key {
-		case "secs":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Secs = in.Int64()
-			}
-		case "nanosecs":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Nanosecs = in.Uint32()
-			}
-		default:
-			return false
+	w.Byte('{')
+	for i, k := range jsonrt.SortedKeys(v) {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
+		w.Str(string(k))
+		w.Byte(':')
+		e := v[k]
+		jsonEncodeSpecsLinuxTimeOffset(w, &e)
+	}
+	w.Byte('}')
 }
 
-// jsonEncodeSpecsLinuxTimeOffset encodes a specs.LinuxTimeOffset.
-func jsonEncodeSpecsLinuxTimeOffset(w *jsonOut, v *specs.LinuxTimeOffset) {
-	w.b = append(w.b, '{')
-	first := true
-	if v.Secs != 0 {
-		w.key(&first, "\"secs\":")
-		w.int(int64(v.Secs))
+// jsonDecodeSliceSpecsSolarisAnet decodes a []specs.SolarisAnet.
+func jsonDecodeSliceSpecsSolarisAnet(in *jlexer.Lexer, out *[]specs.SolarisAnet) {
+	in.Delim('[')
+	*out = []specs.SolarisAnet{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.SolarisAnet
+		jsonDecodeSpecsSolarisAnet(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
 	}
-	if v.Nanosecs != 0 {
-		w.key(&first, "\"nanosecs\":")
-		w.uint(uint64(v.Nanosecs))
-	}
-	w.b = append(w.b, '}')
+	in.Delim(']')
 }
 
-var jsonDecodeSpecsSolarisAnetKeys = []string{"linkname", "lowerLink", "allowedAddress", "configureAllowedAddress", "defrouter", "linkProtection", "macAddress"}
-
-// jsonDecodeSpecsSolarisAnet decodes a specs.SolarisAnet.
-func jsonDecodeSpecsSolarisAnet(in *jlexer.Lexer, out *specs.SolarisAnet) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsSolarisAnet encodes a []specs.SolarisAnet.
+func jsonEncodeSliceSpecsSolarisAnet(w *jsonrt.Out, v []specs.SolarisAnet) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsSolarisAnetKeys, func(key string) bool {
-		switch key {
-		case "linkname":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Linkname = in.String()
-			}
-		case "lowerLink":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Lowerlink = in.String()
-			}
-		case "allowedAddress":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Allowedaddr = in.String()
-			}
-		case "configureAllowedAddress":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Configallowedaddr = in.String()
-			}
-		case "defrouter":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Defrouter = in.String()
-			}
-		case "linkProtection":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Linkprotection = in.String()
-			}
-		case "macAddress":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Macaddress = in.String()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsSolarisAnet encodes a specs.SolarisAnet.
-func jsonEncodeSpecsSolarisAnet(w *jsonOut, v *specs.SolarisAnet) {
-	w.b = append(w.b, '{')
-	first := true
-	if v.Linkname != "" {
-		w.key(&first, "\"linkname\":")
-		w.str(string(v.Linkname))
+		jsonEncodeSpecsSolarisAnet(w, &v[i])
 	}
-	if v.Lowerlink != "" {
-		w.key(&first, "\"lowerLink\":")
-		w.str(string(v.Lowerlink))
-	}
-	if v.Allowedaddr != "" {
-		w.key(&first, "\"allowedAddress\":")
-		w.str(string(v.Allowedaddr))
-	}
-	if v.Configallowedaddr != "" {
-		w.key(&first, "\"configureAllowedAddress\":")
-		w.str(string(v.Configallowedaddr))
-	}
-	if v.Defrouter != "" {
-		w.key(&first, "\"defrouter\":")
-		w.str(string(v.Defrouter))
-	}
-	if v.Linkprotection != "" {
-		w.key(&first, "\"linkProtection\":")
-		w.str(string(v.Linkprotection))
-	}
-	if v.Macaddress != "" {
-		w.key(&first, "\"macAddress\":")
-		w.str(string(v.Macaddress))
-	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsSolarisCappedCPUKeys = []string{"ncpus"}
@@ -4716,14 +2072,10 @@ func jsonDecodeSpecsSolarisCappedCPU(in *jlexer.Lexer, out *specs.SolarisCappedC
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsSolarisCappedCPUKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsSolarisCappedCPUKeys, func(key string) bool {
 		switch key {
 		case "ncpus":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Ncpus = in.String()
-			}
+			jsonrt.String(in, &out.Ncpus)
 		default:
 			return false
 		}
@@ -4732,14 +2084,14 @@ func jsonDecodeSpecsSolarisCappedCPU(in *jlexer.Lexer, out *specs.SolarisCappedC
 }
 
 // jsonEncodeSpecsSolarisCappedCPU encodes a specs.SolarisCappedCPU.
-func jsonEncodeSpecsSolarisCappedCPU(w *jsonOut, v *specs.SolarisCappedCPU) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsSolarisCappedCPU(w *jsonrt.Out, v *specs.SolarisCappedCPU) {
+	w.Byte('{')
 	first := true
 	if v.Ncpus != "" {
-		w.key(&first, "\"ncpus\":")
-		w.str(string(v.Ncpus))
+		w.Key(&first, "\"ncpus\":")
+		w.Str(string(v.Ncpus))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsSolarisCappedMemoryKeys = []string{"physical", "swap"}
@@ -4750,20 +2102,12 @@ func jsonDecodeSpecsSolarisCappedMemory(in *jlexer.Lexer, out *specs.SolarisCapp
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsSolarisCappedMemoryKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsSolarisCappedMemoryKeys, func(key string) bool {
 		switch key {
 		case "physical":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Physical = in.String()
-			}
+			jsonrt.String(in, &out.Physical)
 		case "swap":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Swap = in.String()
-			}
+			jsonrt.String(in, &out.Swap)
 		default:
 			return false
 		}
@@ -4772,58 +2116,47 @@ func jsonDecodeSpecsSolarisCappedMemory(in *jlexer.Lexer, out *specs.SolarisCapp
 }
 
 // jsonEncodeSpecsSolarisCappedMemory encodes a specs.SolarisCappedMemory.
-func jsonEncodeSpecsSolarisCappedMemory(w *jsonOut, v *specs.SolarisCappedMemory) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsSolarisCappedMemory(w *jsonrt.Out, v *specs.SolarisCappedMemory) {
+	w.Byte('{')
 	first := true
 	if v.Physical != "" {
-		w.key(&first, "\"physical\":")
-		w.str(string(v.Physical))
+		w.Key(&first, "\"physical\":")
+		w.Str(string(v.Physical))
 	}
 	if v.Swap != "" {
-		w.key(&first, "\"swap\":")
-		w.str(string(v.Swap))
+		w.Key(&first, "\"swap\":")
+		w.Str(string(v.Swap))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsWindowsDeviceKeys = []string{"id", "idType"}
+// jsonDecodeSliceSpecsWindowsDevice decodes a []specs.WindowsDevice.
+func jsonDecodeSliceSpecsWindowsDevice(in *jlexer.Lexer, out *[]specs.WindowsDevice) {
+	in.Delim('[')
+	*out = []specs.WindowsDevice{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.WindowsDevice
+		jsonDecodeSpecsWindowsDevice(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsWindowsDevice decodes a specs.WindowsDevice.
-func jsonDecodeSpecsWindowsDevice(in *jlexer.Lexer, out *specs.WindowsDevice) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsWindowsDevice encodes a []specs.WindowsDevice.
+func jsonEncodeSliceSpecsWindowsDevice(w *jsonrt.Out, v []specs.WindowsDevice) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsDeviceKeys, func(key string) bool {
-		switch key {
-		case "id":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ID = in.String()
-			}
-		case "idType":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.IDType = in.String()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsWindowsDevice encodes a specs.WindowsDevice.
-func jsonEncodeSpecsWindowsDevice(w *jsonOut, v *specs.WindowsDevice) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"id\":")
-	w.str(string(v.ID))
-	w.key(&first, "\"idType\":")
-	w.str(string(v.IDType))
-	w.b = append(w.b, '}')
+		jsonEncodeSpecsWindowsDevice(w, &v[i])
+	}
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsWindowsResourcesKeys = []string{"memory", "cpu", "storage"}
@@ -4834,38 +2167,14 @@ func jsonDecodeSpecsWindowsResources(in *jlexer.Lexer, out *specs.WindowsResourc
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsResourcesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsResourcesKeys, func(key string) bool {
 		switch key {
 		case "memory":
-			if in.IsNull() {
-				in.Skip()
-				out.Memory = nil
-			} else {
-				if out.Memory == nil {
-					out.Memory = new(specs.WindowsMemoryResources)
-				}
-				jsonDecodeSpecsWindowsMemoryResources(in, out.Memory)
-			}
+			jsonrt.Ptr(in, &out.Memory, jsonDecodeSpecsWindowsMemoryResources)
 		case "cpu":
-			if in.IsNull() {
-				in.Skip()
-				out.CPU = nil
-			} else {
-				if out.CPU == nil {
-					out.CPU = new(specs.WindowsCPUResources)
-				}
-				jsonDecodeSpecsWindowsCPUResources(in, out.CPU)
-			}
+			jsonrt.Ptr(in, &out.CPU, jsonDecodeSpecsWindowsCPUResources)
 		case "storage":
-			if in.IsNull() {
-				in.Skip()
-				out.Storage = nil
-			} else {
-				if out.Storage == nil {
-					out.Storage = new(specs.WindowsStorageResources)
-				}
-				jsonDecodeSpecsWindowsStorageResources(in, out.Storage)
-			}
+			jsonrt.Ptr(in, &out.Storage, jsonDecodeSpecsWindowsStorageResources)
 		default:
 			return false
 		}
@@ -4874,34 +2183,22 @@ func jsonDecodeSpecsWindowsResources(in *jlexer.Lexer, out *specs.WindowsResourc
 }
 
 // jsonEncodeSpecsWindowsResources encodes a specs.WindowsResources.
-func jsonEncodeSpecsWindowsResources(w *jsonOut, v *specs.WindowsResources) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsResources(w *jsonrt.Out, v *specs.WindowsResources) {
+	w.Byte('{')
 	first := true
 	if v.Memory != nil {
-		w.key(&first, "\"memory\":")
-		if v.Memory == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsMemoryResources(w, v.Memory)
-		}
+		w.Key(&first, "\"memory\":")
+		jsonEncodeSpecsWindowsMemoryResources(w, v.Memory)
 	}
 	if v.CPU != nil {
-		w.key(&first, "\"cpu\":")
-		if v.CPU == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsCPUResources(w, v.CPU)
-		}
+		w.Key(&first, "\"cpu\":")
+		jsonEncodeSpecsWindowsCPUResources(w, v.CPU)
 	}
 	if v.Storage != nil {
-		w.key(&first, "\"storage\":")
-		if v.Storage == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsWindowsStorageResources(w, v.Storage)
-		}
+		w.Key(&first, "\"storage\":")
+		jsonEncodeSpecsWindowsStorageResources(w, v.Storage)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsHyperVKeys = []string{"utilityVMPath"}
@@ -4912,14 +2209,10 @@ func jsonDecodeSpecsWindowsHyperV(in *jlexer.Lexer, out *specs.WindowsHyperV) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsHyperVKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsHyperVKeys, func(key string) bool {
 		switch key {
 		case "utilityVMPath":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.UtilityVMPath = in.String()
-			}
+			jsonrt.String(in, &out.UtilityVMPath)
 		default:
 			return false
 		}
@@ -4928,14 +2221,14 @@ func jsonDecodeSpecsWindowsHyperV(in *jlexer.Lexer, out *specs.WindowsHyperV) {
 }
 
 // jsonEncodeSpecsWindowsHyperV encodes a specs.WindowsHyperV.
-func jsonEncodeSpecsWindowsHyperV(w *jsonOut, v *specs.WindowsHyperV) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsHyperV(w *jsonrt.Out, v *specs.WindowsHyperV) {
+	w.Byte('{')
 	first := true
 	if v.UtilityVMPath != "" {
-		w.key(&first, "\"utilityVMPath\":")
-		w.str(string(v.UtilityVMPath))
+		w.Key(&first, "\"utilityVMPath\":")
+		w.Str(string(v.UtilityVMPath))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsNetworkKeys = []string{"endpointList", "allowUnqualifiedDNSQuery", "DNSSearchList", "networkSharedContainerName", "networkNamespace"}
@@ -4946,64 +2239,18 @@ func jsonDecodeSpecsWindowsNetwork(in *jlexer.Lexer, out *specs.WindowsNetwork) 
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsNetworkKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsNetworkKeys, func(key string) bool {
 		switch key {
 		case "endpointList":
-			if in.IsNull() {
-				in.Skip()
-				out.EndpointList = nil
-			} else {
-				in.Delim('[')
-				out.EndpointList = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v409 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v409 = in.String()
-					}
-					out.EndpointList = append(out.EndpointList, v409)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.EndpointList, jsonDecodeSliceString)
 		case "allowUnqualifiedDNSQuery":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.AllowUnqualifiedDNSQuery = in.Bool()
-			}
+			jsonrt.Bool(in, &out.AllowUnqualifiedDNSQuery)
 		case "DNSSearchList":
-			if in.IsNull() {
-				in.Skip()
-				out.DNSSearchList = nil
-			} else {
-				in.Delim('[')
-				out.DNSSearchList = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v410 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v410 = in.String()
-					}
-					out.DNSSearchList = append(out.DNSSearchList, v410)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.DNSSearchList, jsonDecodeSliceString)
 		case "networkSharedContainerName":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NetworkSharedContainerName = in.String()
-			}
+			jsonrt.String(in, &out.NetworkSharedContainerName)
 		case "networkNamespace":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.NetworkNamespace = in.String()
-			}
+			jsonrt.String(in, &out.NetworkNamespace)
 		default:
 			return false
 		}
@@ -5012,52 +2259,30 @@ func jsonDecodeSpecsWindowsNetwork(in *jlexer.Lexer, out *specs.WindowsNetwork) 
 }
 
 // jsonEncodeSpecsWindowsNetwork encodes a specs.WindowsNetwork.
-func jsonEncodeSpecsWindowsNetwork(w *jsonOut, v *specs.WindowsNetwork) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsNetwork(w *jsonrt.Out, v *specs.WindowsNetwork) {
+	w.Byte('{')
 	first := true
 	if len(v.EndpointList) != 0 {
-		w.key(&first, "\"endpointList\":")
-		if v.EndpointList == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i411 := range v.EndpointList {
-				if i411 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.EndpointList[i411]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"endpointList\":")
+		jsonEncodeSliceString(w, v.EndpointList)
 	}
 	if v.AllowUnqualifiedDNSQuery {
-		w.key(&first, "\"allowUnqualifiedDNSQuery\":")
-		w.bool(bool(v.AllowUnqualifiedDNSQuery))
+		w.Key(&first, "\"allowUnqualifiedDNSQuery\":")
+		w.Bool(bool(v.AllowUnqualifiedDNSQuery))
 	}
 	if len(v.DNSSearchList) != 0 {
-		w.key(&first, "\"DNSSearchList\":")
-		if v.DNSSearchList == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i414 := range v.DNSSearchList {
-				if i414 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.DNSSearchList[i414]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"DNSSearchList\":")
+		jsonEncodeSliceString(w, v.DNSSearchList)
 	}
 	if v.NetworkSharedContainerName != "" {
-		w.key(&first, "\"networkSharedContainerName\":")
-		w.str(string(v.NetworkSharedContainerName))
+		w.Key(&first, "\"networkSharedContainerName\":")
+		w.Str(string(v.NetworkSharedContainerName))
 	}
 	if v.NetworkNamespace != "" {
-		w.key(&first, "\"networkNamespace\":")
-		w.str(string(v.NetworkNamespace))
+		w.Key(&first, "\"networkNamespace\":")
+		w.Str(string(v.NetworkNamespace))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsVMHypervisorKeys = []string{"path", "parameters"}
@@ -5068,33 +2293,12 @@ func jsonDecodeSpecsVMHypervisor(in *jlexer.Lexer, out *specs.VMHypervisor) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsVMHypervisorKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsVMHypervisorKeys, func(key string) bool {
 		switch key {
 		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
+			jsonrt.String(in, &out.Path)
 		case "parameters":
-			if in.IsNull() {
-				in.Skip()
-				out.Parameters = nil
-			} else {
-				in.Delim('[')
-				out.Parameters = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v418 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v418 = in.String()
-					}
-					out.Parameters = append(out.Parameters, v418)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Parameters, jsonDecodeSliceString)
 		default:
 			return false
 		}
@@ -5103,27 +2307,16 @@ func jsonDecodeSpecsVMHypervisor(in *jlexer.Lexer, out *specs.VMHypervisor) {
 }
 
 // jsonEncodeSpecsVMHypervisor encodes a specs.VMHypervisor.
-func jsonEncodeSpecsVMHypervisor(w *jsonOut, v *specs.VMHypervisor) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsVMHypervisor(w *jsonrt.Out, v *specs.VMHypervisor) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
 	if len(v.Parameters) != 0 {
-		w.key(&first, "\"parameters\":")
-		if v.Parameters == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i420 := range v.Parameters {
-				if i420 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Parameters[i420]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"parameters\":")
+		jsonEncodeSliceString(w, v.Parameters)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsVMKernelKeys = []string{"path", "parameters", "initrd"}
@@ -5134,39 +2327,14 @@ func jsonDecodeSpecsVMKernel(in *jlexer.Lexer, out *specs.VMKernel) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsVMKernelKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsVMKernelKeys, func(key string) bool {
 		switch key {
 		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
+			jsonrt.String(in, &out.Path)
 		case "parameters":
-			if in.IsNull() {
-				in.Skip()
-				out.Parameters = nil
-			} else {
-				in.Delim('[')
-				out.Parameters = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v422 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v422 = in.String()
-					}
-					out.Parameters = append(out.Parameters, v422)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Parameters, jsonDecodeSliceString)
 		case "initrd":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.InitRD = in.String()
-			}
+			jsonrt.String(in, &out.InitRD)
 		default:
 			return false
 		}
@@ -5175,31 +2343,20 @@ func jsonDecodeSpecsVMKernel(in *jlexer.Lexer, out *specs.VMKernel) {
 }
 
 // jsonEncodeSpecsVMKernel encodes a specs.VMKernel.
-func jsonEncodeSpecsVMKernel(w *jsonOut, v *specs.VMKernel) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsVMKernel(w *jsonrt.Out, v *specs.VMKernel) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
 	if len(v.Parameters) != 0 {
-		w.key(&first, "\"parameters\":")
-		if v.Parameters == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i424 := range v.Parameters {
-				if i424 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Parameters[i424]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"parameters\":")
+		jsonEncodeSliceString(w, v.Parameters)
 	}
 	if v.InitRD != "" {
-		w.key(&first, "\"initrd\":")
-		w.str(string(v.InitRD))
+		w.Key(&first, "\"initrd\":")
+		w.Str(string(v.InitRD))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsVMImageKeys = []string{"path", "format"}
@@ -5210,20 +2367,12 @@ func jsonDecodeSpecsVMImage(in *jlexer.Lexer, out *specs.VMImage) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsVMImageKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsVMImageKeys, func(key string) bool {
 		switch key {
 		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
+			jsonrt.String(in, &out.Path)
 		case "format":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Format = in.String()
-			}
+			jsonrt.String(in, &out.Format)
 		default:
 			return false
 		}
@@ -5232,14 +2381,14 @@ func jsonDecodeSpecsVMImage(in *jlexer.Lexer, out *specs.VMImage) {
 }
 
 // jsonEncodeSpecsVMImage encodes a specs.VMImage.
-func jsonEncodeSpecsVMImage(w *jsonOut, v *specs.VMImage) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsVMImage(w *jsonrt.Out, v *specs.VMImage) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
-	w.key(&first, "\"format\":")
-	w.str(string(v.Format))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
+	w.Key(&first, "\"format\":")
+	w.Str(string(v.Format))
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsHWConfigKeys = []string{"deviceTree", "vcpus", "memory", "dtdevs", "iomems", "irqs"}
@@ -5250,91 +2399,20 @@ func jsonDecodeSpecsHWConfig(in *jlexer.Lexer, out *specs.HWConfig) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsHWConfigKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsHWConfigKeys, func(key string) bool {
 		switch key {
 		case "deviceTree":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.DeviceTree = in.String()
-			}
+			jsonrt.String(in, &out.DeviceTree)
 		case "vcpus":
-			if in.IsNull() {
-				in.Skip()
-				out.VCPUs = nil
-			} else {
-				if out.VCPUs == nil {
-					out.VCPUs = new(uint32)
-				}
-				(*out.VCPUs) = in.Uint32()
-			}
+			jsonrt.Ptr(in, &out.VCPUs, jsonrt.Uint32[uint32])
 		case "memory":
-			if in.IsNull() {
-				in.Skip()
-				out.Memory = nil
-			} else {
-				if out.Memory == nil {
-					out.Memory = new(uint64)
-				}
-				(*out.Memory) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Memory, jsonrt.Uint64[uint64])
 		case "dtdevs":
-			if in.IsNull() {
-				in.Skip()
-				out.DtDevs = nil
-			} else {
-				in.Delim('[')
-				out.DtDevs = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v431 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v431 = in.String()
-					}
-					out.DtDevs = append(out.DtDevs, v431)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.DtDevs, jsonDecodeSliceString)
 		case "iomems":
-			if in.IsNull() {
-				in.Skip()
-				out.IOMems = nil
-			} else {
-				in.Delim('[')
-				out.IOMems = []specs.IOMems{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v432 specs.IOMems
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsIOMems(in, &v432)
-					}
-					out.IOMems = append(out.IOMems, v432)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.IOMems, jsonDecodeSliceSpecsIOMems)
 		case "irqs":
-			if in.IsNull() {
-				in.Skip()
-				out.Irqs = nil
-			} else {
-				in.Delim('[')
-				out.Irqs = []uint32{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v434 uint32
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v434 = in.Uint32()
-					}
-					out.Irqs = append(out.Irqs, v434)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Irqs, jsonDecodeSliceUint32)
 		default:
 			return false
 		}
@@ -5343,167 +2421,92 @@ func jsonDecodeSpecsHWConfig(in *jlexer.Lexer, out *specs.HWConfig) {
 }
 
 // jsonEncodeSpecsHWConfig encodes a specs.HWConfig.
-func jsonEncodeSpecsHWConfig(w *jsonOut, v *specs.HWConfig) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsHWConfig(w *jsonrt.Out, v *specs.HWConfig) {
+	w.Byte('{')
 	first := true
 	if v.DeviceTree != "" {
-		w.key(&first, "\"deviceTree\":")
-		w.str(string(v.DeviceTree))
+		w.Key(&first, "\"deviceTree\":")
+		w.Str(string(v.DeviceTree))
 	}
 	if v.VCPUs != nil {
-		w.key(&first, "\"vcpus\":")
-		if v.VCPUs == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.VCPUs)))
-		}
+		w.Key(&first, "\"vcpus\":")
+		w.Uint(uint64((*v.VCPUs)))
 	}
 	if v.Memory != nil {
-		w.key(&first, "\"memory\":")
-		if v.Memory == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Memory)))
-		}
+		w.Key(&first, "\"memory\":")
+		w.Uint(uint64((*v.Memory)))
 	}
 	if len(v.DtDevs) != 0 {
-		w.key(&first, "\"dtdevs\":")
-		if v.DtDevs == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i440 := range v.DtDevs {
-				if i440 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.DtDevs[i440]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"dtdevs\":")
+		jsonEncodeSliceString(w, v.DtDevs)
 	}
 	if len(v.IOMems) != 0 {
-		w.key(&first, "\"iomems\":")
-		if v.IOMems == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i442 := range v.IOMems {
-				if i442 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsIOMems(w, &v.IOMems[i442])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"iomems\":")
+		jsonEncodeSliceSpecsIOMems(w, v.IOMems)
 	}
 	if len(v.Irqs) != 0 {
-		w.key(&first, "\"irqs\":")
-		if v.Irqs == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i444 := range v.Irqs {
-				if i444 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.uint(uint64(v.Irqs[i444]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"irqs\":")
+		jsonEncodeSliceUint32(w, v.Irqs)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsZOSNamespaceKeys = []string{"type", "path"}
+// jsonDecodeSliceSpecsZOSNamespace decodes a []specs.ZOSNamespace.
+func jsonDecodeSliceSpecsZOSNamespace(in *jlexer.Lexer, out *[]specs.ZOSNamespace) {
+	in.Delim('[')
+	*out = []specs.ZOSNamespace{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.ZOSNamespace
+		jsonDecodeSpecsZOSNamespace(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsZOSNamespace decodes a specs.ZOSNamespace.
-func jsonDecodeSpecsZOSNamespace(in *jlexer.Lexer, out *specs.ZOSNamespace) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsZOSNamespace encodes a []specs.ZOSNamespace.
+func jsonEncodeSliceSpecsZOSNamespace(w *jsonrt.Out, v []specs.ZOSNamespace) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsZOSNamespaceKeys, func(key string) bool {
-		switch key {
-		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = specs.ZOSNamespaceType(in.String())
-			}
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsZOSNamespace encodes a specs.ZOSNamespace.
-func jsonEncodeSpecsZOSNamespace(w *jsonOut, v *specs.ZOSNamespace) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"type\":")
-	w.str(string(v.Type))
-	if v.Path != "" {
-		w.key(&first, "\"path\":")
-		w.str(string(v.Path))
+		jsonEncodeSpecsZOSNamespace(w, &v[i])
 	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
-var jsonDecodeSpecsFreeBSDDeviceKeys = []string{"path", "mode"}
+// jsonDecodeSliceSpecsFreeBSDDevice decodes a []specs.FreeBSDDevice.
+func jsonDecodeSliceSpecsFreeBSDDevice(in *jlexer.Lexer, out *[]specs.FreeBSDDevice) {
+	in.Delim('[')
+	*out = []specs.FreeBSDDevice{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.FreeBSDDevice
+		jsonDecodeSpecsFreeBSDDevice(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsFreeBSDDevice decodes a specs.FreeBSDDevice.
-func jsonDecodeSpecsFreeBSDDevice(in *jlexer.Lexer, out *specs.FreeBSDDevice) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsFreeBSDDevice encodes a []specs.FreeBSDDevice.
+func jsonEncodeSliceSpecsFreeBSDDevice(w *jsonrt.Out, v []specs.FreeBSDDevice) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsFreeBSDDeviceKeys, func(key string) bool {
-		switch key {
-		case "path":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Path = in.String()
-			}
-		case "mode":
-			if in.IsNull() {
-				in.Skip()
-				out.Mode = nil
-			} else {
-				if out.Mode == nil {
-					out.Mode = new(fs.FileMode)
-				}
-				(*out.Mode) = fs.FileMode(in.Uint32())
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsFreeBSDDevice encodes a specs.FreeBSDDevice.
-func jsonEncodeSpecsFreeBSDDevice(w *jsonOut, v *specs.FreeBSDDevice) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"path\":")
-	w.str(string(v.Path))
-	if v.Mode != nil {
-		w.key(&first, "\"mode\":")
-		if v.Mode == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Mode)))
-		}
+		jsonEncodeSpecsFreeBSDDevice(w, &v[i])
 	}
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsFreeBSDJailKeys = []string{"parent", "host", "ip4", "ip4Addr", "ip6", "ip6Addr", "vnet", "interface", "vnetInterfaces", "sysvmsg", "sysvsem", "sysvshm", "enforceStatfs", "allow"}
@@ -5514,139 +2517,36 @@ func jsonDecodeSpecsFreeBSDJail(in *jlexer.Lexer, out *specs.FreeBSDJail) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsFreeBSDJailKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsFreeBSDJailKeys, func(key string) bool {
 		switch key {
 		case "parent":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Parent = in.String()
-			}
+			jsonrt.String(in, &out.Parent)
 		case "host":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Host = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.Host)
 		case "ip4":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Ip4 = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.Ip4)
 		case "ip4Addr":
-			if in.IsNull() {
-				in.Skip()
-				out.Ip4Addr = nil
-			} else {
-				in.Delim('[')
-				out.Ip4Addr = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v452 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v452 = in.String()
-					}
-					out.Ip4Addr = append(out.Ip4Addr, v452)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Ip4Addr, jsonDecodeSliceString)
 		case "ip6":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Ip6 = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.Ip6)
 		case "ip6Addr":
-			if in.IsNull() {
-				in.Skip()
-				out.Ip6Addr = nil
-			} else {
-				in.Delim('[')
-				out.Ip6Addr = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v453 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v453 = in.String()
-					}
-					out.Ip6Addr = append(out.Ip6Addr, v453)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Ip6Addr, jsonDecodeSliceString)
 		case "vnet":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Vnet = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.Vnet)
 		case "interface":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Interface = in.String()
-			}
+			jsonrt.String(in, &out.Interface)
 		case "vnetInterfaces":
-			if in.IsNull() {
-				in.Skip()
-				out.VnetInterfaces = nil
-			} else {
-				in.Delim('[')
-				out.VnetInterfaces = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v454 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v454 = in.String()
-					}
-					out.VnetInterfaces = append(out.VnetInterfaces, v454)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.VnetInterfaces, jsonDecodeSliceString)
 		case "sysvmsg":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SysVMsg = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.SysVMsg)
 		case "sysvsem":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SysVSem = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.SysVSem)
 		case "sysvshm":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SysVShm = specs.FreeBSDSharing(in.String())
-			}
+			jsonrt.String(in, &out.SysVShm)
 		case "enforceStatfs":
-			if in.IsNull() {
-				in.Skip()
-				out.EnforceStatfs = nil
-			} else {
-				if out.EnforceStatfs == nil {
-					out.EnforceStatfs = new(int)
-				}
-				(*out.EnforceStatfs) = in.Int()
-			}
+			jsonrt.Ptr(in, &out.EnforceStatfs, jsonrt.Int[int])
 		case "allow":
-			if in.IsNull() {
-				in.Skip()
-				out.Allow = nil
-			} else {
-				if out.Allow == nil {
-					out.Allow = new(specs.FreeBSDJailAllow)
-				}
-				jsonDecodeSpecsFreeBSDJailAllow(in, out.Allow)
-			}
+			jsonrt.Ptr(in, &out.Allow, jsonDecodeSpecsFreeBSDJailAllow)
 		default:
 			return false
 		}
@@ -5655,157 +2555,113 @@ func jsonDecodeSpecsFreeBSDJail(in *jlexer.Lexer, out *specs.FreeBSDJail) {
 }
 
 // jsonEncodeSpecsFreeBSDJail encodes a specs.FreeBSDJail.
-func jsonEncodeSpecsFreeBSDJail(w *jsonOut, v *specs.FreeBSDJail) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsFreeBSDJail(w *jsonrt.Out, v *specs.FreeBSDJail) {
+	w.Byte('{')
 	first := true
 	if v.Parent != "" {
-		w.key(&first, "\"parent\":")
-		w.str(string(v.Parent))
+		w.Key(&first, "\"parent\":")
+		w.Str(string(v.Parent))
 	}
 	if v.Host != "" {
-		w.key(&first, "\"host\":")
-		w.str(string(v.Host))
+		w.Key(&first, "\"host\":")
+		w.Str(string(v.Host))
 	}
 	if v.Ip4 != "" {
-		w.key(&first, "\"ip4\":")
-		w.str(string(v.Ip4))
+		w.Key(&first, "\"ip4\":")
+		w.Str(string(v.Ip4))
 	}
 	if len(v.Ip4Addr) != 0 {
-		w.key(&first, "\"ip4Addr\":")
-		if v.Ip4Addr == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i460 := range v.Ip4Addr {
-				if i460 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Ip4Addr[i460]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"ip4Addr\":")
+		jsonEncodeSliceString(w, v.Ip4Addr)
 	}
 	if v.Ip6 != "" {
-		w.key(&first, "\"ip6\":")
-		w.str(string(v.Ip6))
+		w.Key(&first, "\"ip6\":")
+		w.Str(string(v.Ip6))
 	}
 	if len(v.Ip6Addr) != 0 {
-		w.key(&first, "\"ip6Addr\":")
-		if v.Ip6Addr == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i463 := range v.Ip6Addr {
-				if i463 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Ip6Addr[i463]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"ip6Addr\":")
+		jsonEncodeSliceString(w, v.Ip6Addr)
 	}
 	if v.Vnet != "" {
-		w.key(&first, "\"vnet\":")
-		w.str(string(v.Vnet))
+		w.Key(&first, "\"vnet\":")
+		w.Str(string(v.Vnet))
 	}
 	if v.Interface != "" {
-		w.key(&first, "\"interface\":")
-		w.str(string(v.Interface))
+		w.Key(&first, "\"interface\":")
+		w.Str(string(v.Interface))
 	}
 	if len(v.VnetInterfaces) != 0 {
-		w.key(&first, "\"vnetInterfaces\":")
-		if v.VnetInterfaces == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i467 := range v.VnetInterfaces {
-				if i467 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.VnetInterfaces[i467]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"vnetInterfaces\":")
+		jsonEncodeSliceString(w, v.VnetInterfaces)
 	}
 	if v.SysVMsg != "" {
-		w.key(&first, "\"sysvmsg\":")
-		w.str(string(v.SysVMsg))
+		w.Key(&first, "\"sysvmsg\":")
+		w.Str(string(v.SysVMsg))
 	}
 	if v.SysVSem != "" {
-		w.key(&first, "\"sysvsem\":")
-		w.str(string(v.SysVSem))
+		w.Key(&first, "\"sysvsem\":")
+		w.Str(string(v.SysVSem))
 	}
 	if v.SysVShm != "" {
-		w.key(&first, "\"sysvshm\":")
-		w.str(string(v.SysVShm))
+		w.Key(&first, "\"sysvshm\":")
+		w.Str(string(v.SysVShm))
 	}
 	if v.EnforceStatfs != nil {
-		w.key(&first, "\"enforceStatfs\":")
-		if v.EnforceStatfs == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.EnforceStatfs)))
-		}
+		w.Key(&first, "\"enforceStatfs\":")
+		w.Int(int64((*v.EnforceStatfs)))
 	}
 	if v.Allow != nil {
-		w.key(&first, "\"allow\":")
-		if v.Allow == nil {
-			w.null()
-		} else {
-			jsonEncodeSpecsFreeBSDJailAllow(w, v.Allow)
-		}
+		w.Key(&first, "\"allow\":")
+		jsonEncodeSpecsFreeBSDJailAllow(w, v.Allow)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxDeviceCgroupKeys = []string{"allow", "type", "major", "minor", "access"}
+// jsonDecodeSliceUint32 decodes a []uint32.
+func jsonDecodeSliceUint32(in *jlexer.Lexer, out *[]uint32) {
+	in.Delim('[')
+	*out = []uint32{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v uint32
+		jsonrt.Uint32(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsLinuxDeviceCgroup decodes a specs.LinuxDeviceCgroup.
-func jsonDecodeSpecsLinuxDeviceCgroup(in *jlexer.Lexer, out *specs.LinuxDeviceCgroup) {
+// jsonEncodeSliceUint32 encodes a []uint32.
+func jsonEncodeSliceUint32(w *jsonrt.Out, v []uint32) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Uint(uint64(v[i]))
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsPOSIXRlimitKeys = []string{"type", "hard", "soft"}
+
+// jsonDecodeSpecsPOSIXRlimit decodes a specs.POSIXRlimit.
+func jsonDecodeSpecsPOSIXRlimit(in *jlexer.Lexer, out *specs.POSIXRlimit) {
 	if in.IsNull() {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxDeviceCgroupKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsPOSIXRlimitKeys, func(key string) bool {
 		switch key {
-		case "allow":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Allow = in.Bool()
-			}
 		case "type":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Type = in.String()
-			}
-		case "major":
-			if in.IsNull() {
-				in.Skip()
-				out.Major = nil
-			} else {
-				if out.Major == nil {
-					out.Major = new(int64)
-				}
-				(*out.Major) = in.Int64()
-			}
-		case "minor":
-			if in.IsNull() {
-				in.Skip()
-				out.Minor = nil
-			} else {
-				if out.Minor == nil {
-					out.Minor = new(int64)
-				}
-				(*out.Minor) = in.Int64()
-			}
-		case "access":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Access = in.String()
-			}
+			jsonrt.String(in, &out.Type)
+		case "hard":
+			jsonrt.Uint64(in, &out.Hard)
+		case "soft":
+			jsonrt.Uint64(in, &out.Soft)
 		default:
 			return false
 		}
@@ -5813,37 +2669,267 @@ func jsonDecodeSpecsLinuxDeviceCgroup(in *jlexer.Lexer, out *specs.LinuxDeviceCg
 	})
 }
 
-// jsonEncodeSpecsLinuxDeviceCgroup encodes a specs.LinuxDeviceCgroup.
-func jsonEncodeSpecsLinuxDeviceCgroup(w *jsonOut, v *specs.LinuxDeviceCgroup) {
-	w.b = append(w.b, '{')
+// jsonEncodeSpecsPOSIXRlimit encodes a specs.POSIXRlimit.
+func jsonEncodeSpecsPOSIXRlimit(w *jsonrt.Out, v *specs.POSIXRlimit) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"allow\":")
-	w.bool(bool(v.Allow))
-	if v.Type != "" {
-		w.key(&first, "\"type\":")
-		w.str(string(v.Type))
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
+	w.Key(&first, "\"hard\":")
+	w.Uint(uint64(v.Hard))
+	w.Key(&first, "\"soft\":")
+	w.Uint(uint64(v.Soft))
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsLinuxSchedulerFlag decodes a []specs.LinuxSchedulerFlag.
+func jsonDecodeSliceSpecsLinuxSchedulerFlag(in *jlexer.Lexer, out *[]specs.LinuxSchedulerFlag) {
+	in.Delim('[')
+	*out = []specs.LinuxSchedulerFlag{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxSchedulerFlag
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
 	}
-	if v.Major != nil {
-		w.key(&first, "\"major\":")
-		if v.Major == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Major)))
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxSchedulerFlag encodes a []specs.LinuxSchedulerFlag.
+func jsonEncodeSliceSpecsLinuxSchedulerFlag(w *jsonrt.Out, v []specs.LinuxSchedulerFlag) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
+		w.Str(string(v[i]))
 	}
-	if v.Minor != nil {
-		w.key(&first, "\"minor\":")
-		if v.Minor == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Minor)))
+	w.Byte(']')
+}
+
+var jsonDecodeNsJoinKeys = []string{"type", "path"}
+
+// jsonDecodeNsJoin decodes a nsJoin.
+func jsonDecodeNsJoin(in *jlexer.Lexer, out *nsJoin) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeNsJoinKeys, func(key string) bool {
+		switch key {
+		case "type":
+			jsonrt.String(in, &out.Type)
+		case "path":
+			jsonrt.String(in, &out.Path)
+		default:
+			return false
 		}
+		return true
+	})
+}
+
+// jsonEncodeNsJoin encodes a nsJoin.
+func jsonEncodeNsJoin(w *jsonrt.Out, v *nsJoin) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
+	w.Byte('}')
+}
+
+var jsonDecodeCgroupBindKeys = []string{"name", "dir", "v2"}
+
+// jsonDecodeCgroupBind decodes a cgroupBind.
+func jsonDecodeCgroupBind(in *jlexer.Lexer, out *cgroupBind) {
+	if in.IsNull() {
+		in.Skip()
+		return
 	}
-	if v.Access != "" {
-		w.key(&first, "\"access\":")
-		w.str(string(v.Access))
+	jsonrt.Object(in, jsonDecodeCgroupBindKeys, func(key string) bool {
+		switch key {
+		case "name":
+			jsonrt.String(in, &out.Name)
+		case "dir":
+			jsonrt.String(in, &out.Dir)
+		case "v2":
+			jsonrt.Bool(in, &out.V2)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeCgroupBind encodes a cgroupBind.
+func jsonEncodeCgroupBind(w *jsonrt.Out, v *cgroupBind) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"name\":")
+	w.Str(string(v.Name))
+	w.Key(&first, "\"dir\":")
+	w.Str(string(v.Dir))
+	if v.V2 {
+		w.Key(&first, "\"v2\":")
+		w.Bool(bool(v.V2))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+var jsonDecodeUnixSockFilterKeys = []string{"Code", "Jt", "Jf", "K"}
+
+// jsonDecodeUnixSockFilter decodes a unix.SockFilter.
+func jsonDecodeUnixSockFilter(in *jlexer.Lexer, out *unix.SockFilter) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeUnixSockFilterKeys, func(key string) bool {
+		switch key {
+		case "Code":
+			jsonrt.Uint16(in, &out.Code)
+		case "Jt":
+			jsonrt.Uint8(in, &out.Jt)
+		case "Jf":
+			jsonrt.Uint8(in, &out.Jf)
+		case "K":
+			jsonrt.Uint32(in, &out.K)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeUnixSockFilter encodes a unix.SockFilter.
+func jsonEncodeUnixSockFilter(w *jsonrt.Out, v *unix.SockFilter) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"Code\":")
+	w.Uint(uint64(v.Code))
+	w.Key(&first, "\"Jt\":")
+	w.Uint(uint64(v.Jt))
+	w.Key(&first, "\"Jf\":")
+	w.Uint(uint64(v.Jf))
+	w.Key(&first, "\"K\":")
+	w.Uint(uint64(v.K))
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsHookKeys = []string{"path", "args", "env", "timeout"}
+
+// jsonDecodeSpecsHook decodes a specs.Hook.
+func jsonDecodeSpecsHook(in *jlexer.Lexer, out *specs.Hook) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsHookKeys, func(key string) bool {
+		switch key {
+		case "path":
+			jsonrt.String(in, &out.Path)
+		case "args":
+			jsonrt.Nilable(in, &out.Args, jsonDecodeSliceString)
+		case "env":
+			jsonrt.Nilable(in, &out.Env, jsonDecodeSliceString)
+		case "timeout":
+			jsonrt.Ptr(in, &out.Timeout, jsonrt.Int[int])
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsHook encodes a specs.Hook.
+func jsonEncodeSpecsHook(w *jsonrt.Out, v *specs.Hook) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
+	if len(v.Args) != 0 {
+		w.Key(&first, "\"args\":")
+		jsonEncodeSliceString(w, v.Args)
+	}
+	if len(v.Env) != 0 {
+		w.Key(&first, "\"env\":")
+		jsonEncodeSliceString(w, v.Env)
+	}
+	if v.Timeout != nil {
+		w.Key(&first, "\"timeout\":")
+		w.Int(int64((*v.Timeout)))
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxIDMappingKeys = []string{"containerID", "hostID", "size"}
+
+// jsonDecodeSpecsLinuxIDMapping decodes a specs.LinuxIDMapping.
+func jsonDecodeSpecsLinuxIDMapping(in *jlexer.Lexer, out *specs.LinuxIDMapping) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxIDMappingKeys, func(key string) bool {
+		switch key {
+		case "containerID":
+			jsonrt.Uint32(in, &out.ContainerID)
+		case "hostID":
+			jsonrt.Uint32(in, &out.HostID)
+		case "size":
+			jsonrt.Uint32(in, &out.Size)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxIDMapping encodes a specs.LinuxIDMapping.
+func jsonEncodeSpecsLinuxIDMapping(w *jsonrt.Out, v *specs.LinuxIDMapping) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"containerID\":")
+	w.Uint(uint64(v.ContainerID))
+	w.Key(&first, "\"hostID\":")
+	w.Uint(uint64(v.HostID))
+	w.Key(&first, "\"size\":")
+	w.Uint(uint64(v.Size))
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsLinuxDeviceCgroup decodes a []specs.LinuxDeviceCgroup.
+func jsonDecodeSliceSpecsLinuxDeviceCgroup(in *jlexer.Lexer, out *[]specs.LinuxDeviceCgroup) {
+	in.Delim('[')
+	*out = []specs.LinuxDeviceCgroup{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxDeviceCgroup
+		jsonDecodeSpecsLinuxDeviceCgroup(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxDeviceCgroup encodes a []specs.LinuxDeviceCgroup.
+func jsonEncodeSliceSpecsLinuxDeviceCgroup(w *jsonrt.Out, v []specs.LinuxDeviceCgroup) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsLinuxDeviceCgroup(w, &v[i])
+	}
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsLinuxMemoryKeys = []string{"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}
@@ -5854,98 +2940,26 @@ func jsonDecodeSpecsLinuxMemory(in *jlexer.Lexer, out *specs.LinuxMemory) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxMemoryKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxMemoryKeys, func(key string) bool {
 		switch key {
 		case "limit":
-			if in.IsNull() {
-				in.Skip()
-				out.Limit = nil
-			} else {
-				if out.Limit == nil {
-					out.Limit = new(int64)
-				}
-				(*out.Limit) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Limit, jsonrt.Int64[int64])
 		case "reservation":
-			if in.IsNull() {
-				in.Skip()
-				out.Reservation = nil
-			} else {
-				if out.Reservation == nil {
-					out.Reservation = new(int64)
-				}
-				(*out.Reservation) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Reservation, jsonrt.Int64[int64])
 		case "swap":
-			if in.IsNull() {
-				in.Skip()
-				out.Swap = nil
-			} else {
-				if out.Swap == nil {
-					out.Swap = new(int64)
-				}
-				(*out.Swap) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Swap, jsonrt.Int64[int64])
 		case "kernel":
-			if in.IsNull() {
-				in.Skip()
-				out.Kernel = nil
-			} else {
-				if out.Kernel == nil {
-					out.Kernel = new(int64)
-				}
-				(*out.Kernel) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Kernel, jsonrt.Int64[int64])
 		case "kernelTCP":
-			if in.IsNull() {
-				in.Skip()
-				out.KernelTCP = nil
-			} else {
-				if out.KernelTCP == nil {
-					out.KernelTCP = new(int64)
-				}
-				(*out.KernelTCP) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.KernelTCP, jsonrt.Int64[int64])
 		case "swappiness":
-			if in.IsNull() {
-				in.Skip()
-				out.Swappiness = nil
-			} else {
-				if out.Swappiness == nil {
-					out.Swappiness = new(uint64)
-				}
-				(*out.Swappiness) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Swappiness, jsonrt.Uint64[uint64])
 		case "disableOOMKiller":
-			if in.IsNull() {
-				in.Skip()
-				out.DisableOOMKiller = nil
-			} else {
-				if out.DisableOOMKiller == nil {
-					out.DisableOOMKiller = new(bool)
-				}
-				(*out.DisableOOMKiller) = in.Bool()
-			}
+			jsonrt.Ptr(in, &out.DisableOOMKiller, jsonrt.Bool[bool])
 		case "useHierarchy":
-			if in.IsNull() {
-				in.Skip()
-				out.UseHierarchy = nil
-			} else {
-				if out.UseHierarchy == nil {
-					out.UseHierarchy = new(bool)
-				}
-				(*out.UseHierarchy) = in.Bool()
-			}
+			jsonrt.Ptr(in, &out.UseHierarchy, jsonrt.Bool[bool])
 		case "checkBeforeUpdate":
-			if in.IsNull() {
-				in.Skip()
-				out.CheckBeforeUpdate = nil
-			} else {
-				if out.CheckBeforeUpdate == nil {
-					out.CheckBeforeUpdate = new(bool)
-				}
-				(*out.CheckBeforeUpdate) = in.Bool()
-			}
+			jsonrt.Ptr(in, &out.CheckBeforeUpdate, jsonrt.Bool[bool])
 		default:
 			return false
 		}
@@ -5954,82 +2968,46 @@ func jsonDecodeSpecsLinuxMemory(in *jlexer.Lexer, out *specs.LinuxMemory) {
 }
 
 // jsonEncodeSpecsLinuxMemory encodes a specs.LinuxMemory.
-func jsonEncodeSpecsLinuxMemory(w *jsonOut, v *specs.LinuxMemory) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxMemory(w *jsonrt.Out, v *specs.LinuxMemory) {
+	w.Byte('{')
 	first := true
 	if v.Limit != nil {
-		w.key(&first, "\"limit\":")
-		if v.Limit == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Limit)))
-		}
+		w.Key(&first, "\"limit\":")
+		w.Int(int64((*v.Limit)))
 	}
 	if v.Reservation != nil {
-		w.key(&first, "\"reservation\":")
-		if v.Reservation == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Reservation)))
-		}
+		w.Key(&first, "\"reservation\":")
+		w.Int(int64((*v.Reservation)))
 	}
 	if v.Swap != nil {
-		w.key(&first, "\"swap\":")
-		if v.Swap == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Swap)))
-		}
+		w.Key(&first, "\"swap\":")
+		w.Int(int64((*v.Swap)))
 	}
 	if v.Kernel != nil {
-		w.key(&first, "\"kernel\":")
-		if v.Kernel == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Kernel)))
-		}
+		w.Key(&first, "\"kernel\":")
+		w.Int(int64((*v.Kernel)))
 	}
 	if v.KernelTCP != nil {
-		w.key(&first, "\"kernelTCP\":")
-		if v.KernelTCP == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.KernelTCP)))
-		}
+		w.Key(&first, "\"kernelTCP\":")
+		w.Int(int64((*v.KernelTCP)))
 	}
 	if v.Swappiness != nil {
-		w.key(&first, "\"swappiness\":")
-		if v.Swappiness == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Swappiness)))
-		}
+		w.Key(&first, "\"swappiness\":")
+		w.Uint(uint64((*v.Swappiness)))
 	}
 	if v.DisableOOMKiller != nil {
-		w.key(&first, "\"disableOOMKiller\":")
-		if v.DisableOOMKiller == nil {
-			w.null()
-		} else {
-			w.bool(bool((*v.DisableOOMKiller)))
-		}
+		w.Key(&first, "\"disableOOMKiller\":")
+		w.Bool(bool((*v.DisableOOMKiller)))
 	}
 	if v.UseHierarchy != nil {
-		w.key(&first, "\"useHierarchy\":")
-		if v.UseHierarchy == nil {
-			w.null()
-		} else {
-			w.bool(bool((*v.UseHierarchy)))
-		}
+		w.Key(&first, "\"useHierarchy\":")
+		w.Bool(bool((*v.UseHierarchy)))
 	}
 	if v.CheckBeforeUpdate != nil {
-		w.key(&first, "\"checkBeforeUpdate\":")
-		if v.CheckBeforeUpdate == nil {
-			w.null()
-		} else {
-			w.bool(bool((*v.CheckBeforeUpdate)))
-		}
+		w.Key(&first, "\"checkBeforeUpdate\":")
+		w.Bool(bool((*v.CheckBeforeUpdate)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxCPUKeys = []string{"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle"}
@@ -6040,90 +3018,26 @@ func jsonDecodeSpecsLinuxCPU(in *jlexer.Lexer, out *specs.LinuxCPU) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxCPUKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxCPUKeys, func(key string) bool {
 		switch key {
 		case "shares":
-			if in.IsNull() {
-				in.Skip()
-				out.Shares = nil
-			} else {
-				if out.Shares == nil {
-					out.Shares = new(uint64)
-				}
-				(*out.Shares) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Shares, jsonrt.Uint64[uint64])
 		case "quota":
-			if in.IsNull() {
-				in.Skip()
-				out.Quota = nil
-			} else {
-				if out.Quota == nil {
-					out.Quota = new(int64)
-				}
-				(*out.Quota) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Quota, jsonrt.Int64[int64])
 		case "burst":
-			if in.IsNull() {
-				in.Skip()
-				out.Burst = nil
-			} else {
-				if out.Burst == nil {
-					out.Burst = new(uint64)
-				}
-				(*out.Burst) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Burst, jsonrt.Uint64[uint64])
 		case "period":
-			if in.IsNull() {
-				in.Skip()
-				out.Period = nil
-			} else {
-				if out.Period == nil {
-					out.Period = new(uint64)
-				}
-				(*out.Period) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Period, jsonrt.Uint64[uint64])
 		case "realtimeRuntime":
-			if in.IsNull() {
-				in.Skip()
-				out.RealtimeRuntime = nil
-			} else {
-				if out.RealtimeRuntime == nil {
-					out.RealtimeRuntime = new(int64)
-				}
-				(*out.RealtimeRuntime) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.RealtimeRuntime, jsonrt.Int64[int64])
 		case "realtimePeriod":
-			if in.IsNull() {
-				in.Skip()
-				out.RealtimePeriod = nil
-			} else {
-				if out.RealtimePeriod == nil {
-					out.RealtimePeriod = new(uint64)
-				}
-				(*out.RealtimePeriod) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.RealtimePeriod, jsonrt.Uint64[uint64])
 		case "cpus":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Cpus = in.String()
-			}
+			jsonrt.String(in, &out.Cpus)
 		case "mems":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Mems = in.String()
-			}
+			jsonrt.String(in, &out.Mems)
 		case "idle":
-			if in.IsNull() {
-				in.Skip()
-				out.Idle = nil
-			} else {
-				if out.Idle == nil {
-					out.Idle = new(int64)
-				}
-				(*out.Idle) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Idle, jsonrt.Int64[int64])
 		default:
 			return false
 		}
@@ -6132,74 +3046,46 @@ func jsonDecodeSpecsLinuxCPU(in *jlexer.Lexer, out *specs.LinuxCPU) {
 }
 
 // jsonEncodeSpecsLinuxCPU encodes a specs.LinuxCPU.
-func jsonEncodeSpecsLinuxCPU(w *jsonOut, v *specs.LinuxCPU) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxCPU(w *jsonrt.Out, v *specs.LinuxCPU) {
+	w.Byte('{')
 	first := true
 	if v.Shares != nil {
-		w.key(&first, "\"shares\":")
-		if v.Shares == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Shares)))
-		}
+		w.Key(&first, "\"shares\":")
+		w.Uint(uint64((*v.Shares)))
 	}
 	if v.Quota != nil {
-		w.key(&first, "\"quota\":")
-		if v.Quota == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Quota)))
-		}
+		w.Key(&first, "\"quota\":")
+		w.Int(int64((*v.Quota)))
 	}
 	if v.Burst != nil {
-		w.key(&first, "\"burst\":")
-		if v.Burst == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Burst)))
-		}
+		w.Key(&first, "\"burst\":")
+		w.Uint(uint64((*v.Burst)))
 	}
 	if v.Period != nil {
-		w.key(&first, "\"period\":")
-		if v.Period == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Period)))
-		}
+		w.Key(&first, "\"period\":")
+		w.Uint(uint64((*v.Period)))
 	}
 	if v.RealtimeRuntime != nil {
-		w.key(&first, "\"realtimeRuntime\":")
-		if v.RealtimeRuntime == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.RealtimeRuntime)))
-		}
+		w.Key(&first, "\"realtimeRuntime\":")
+		w.Int(int64((*v.RealtimeRuntime)))
 	}
 	if v.RealtimePeriod != nil {
-		w.key(&first, "\"realtimePeriod\":")
-		if v.RealtimePeriod == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.RealtimePeriod)))
-		}
+		w.Key(&first, "\"realtimePeriod\":")
+		w.Uint(uint64((*v.RealtimePeriod)))
 	}
 	if v.Cpus != "" {
-		w.key(&first, "\"cpus\":")
-		w.str(string(v.Cpus))
+		w.Key(&first, "\"cpus\":")
+		w.Str(string(v.Cpus))
 	}
 	if v.Mems != "" {
-		w.key(&first, "\"mems\":")
-		w.str(string(v.Mems))
+		w.Key(&first, "\"mems\":")
+		w.Str(string(v.Mems))
 	}
 	if v.Idle != nil {
-		w.key(&first, "\"idle\":")
-		if v.Idle == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Idle)))
-		}
+		w.Key(&first, "\"idle\":")
+		w.Int(int64((*v.Idle)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxPidsKeys = []string{"limit"}
@@ -6210,18 +3096,10 @@ func jsonDecodeSpecsLinuxPids(in *jlexer.Lexer, out *specs.LinuxPids) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxPidsKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxPidsKeys, func(key string) bool {
 		switch key {
 		case "limit":
-			if in.IsNull() {
-				in.Skip()
-				out.Limit = nil
-			} else {
-				if out.Limit == nil {
-					out.Limit = new(int64)
-				}
-				(*out.Limit) = in.Int64()
-			}
+			jsonrt.Ptr(in, &out.Limit, jsonrt.Int64[int64])
 		default:
 			return false
 		}
@@ -6230,18 +3108,14 @@ func jsonDecodeSpecsLinuxPids(in *jlexer.Lexer, out *specs.LinuxPids) {
 }
 
 // jsonEncodeSpecsLinuxPids encodes a specs.LinuxPids.
-func jsonEncodeSpecsLinuxPids(w *jsonOut, v *specs.LinuxPids) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxPids(w *jsonrt.Out, v *specs.LinuxPids) {
+	w.Byte('{')
 	first := true
 	if v.Limit != nil {
-		w.key(&first, "\"limit\":")
-		if v.Limit == nil {
-			w.null()
-		} else {
-			w.int(int64((*v.Limit)))
-		}
+		w.Key(&first, "\"limit\":")
+		w.Int(int64((*v.Limit)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxBlockIOKeys = []string{"weight", "leafWeight", "weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice", "throttleWriteIOPSDevice"}
@@ -6252,123 +3126,22 @@ func jsonDecodeSpecsLinuxBlockIO(in *jlexer.Lexer, out *specs.LinuxBlockIO) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxBlockIOKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxBlockIOKeys, func(key string) bool {
 		switch key {
 		case "weight":
-			if in.IsNull() {
-				in.Skip()
-				out.Weight = nil
-			} else {
-				if out.Weight == nil {
-					out.Weight = new(uint16)
-				}
-				(*out.Weight) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.Weight, jsonrt.Uint16[uint16])
 		case "leafWeight":
-			if in.IsNull() {
-				in.Skip()
-				out.LeafWeight = nil
-			} else {
-				if out.LeafWeight == nil {
-					out.LeafWeight = new(uint16)
-				}
-				(*out.LeafWeight) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.LeafWeight, jsonrt.Uint16[uint16])
 		case "weightDevice":
-			if in.IsNull() {
-				in.Skip()
-				out.WeightDevice = nil
-			} else {
-				in.Delim('[')
-				out.WeightDevice = []specs.LinuxWeightDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v539 specs.LinuxWeightDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxWeightDevice(in, &v539)
-					}
-					out.WeightDevice = append(out.WeightDevice, v539)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.WeightDevice, jsonDecodeSliceSpecsLinuxWeightDevice)
 		case "throttleReadBpsDevice":
-			if in.IsNull() {
-				in.Skip()
-				out.ThrottleReadBpsDevice = nil
-			} else {
-				in.Delim('[')
-				out.ThrottleReadBpsDevice = []specs.LinuxThrottleDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v541 specs.LinuxThrottleDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxThrottleDevice(in, &v541)
-					}
-					out.ThrottleReadBpsDevice = append(out.ThrottleReadBpsDevice, v541)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.ThrottleReadBpsDevice, jsonDecodeSliceSpecsLinuxThrottleDevice)
 		case "throttleWriteBpsDevice":
-			if in.IsNull() {
-				in.Skip()
-				out.ThrottleWriteBpsDevice = nil
-			} else {
-				in.Delim('[')
-				out.ThrottleWriteBpsDevice = []specs.LinuxThrottleDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v543 specs.LinuxThrottleDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxThrottleDevice(in, &v543)
-					}
-					out.ThrottleWriteBpsDevice = append(out.ThrottleWriteBpsDevice, v543)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.ThrottleWriteBpsDevice, jsonDecodeSliceSpecsLinuxThrottleDevice)
 		case "throttleReadIOPSDevice":
-			if in.IsNull() {
-				in.Skip()
-				out.ThrottleReadIOPSDevice = nil
-			} else {
-				in.Delim('[')
-				out.ThrottleReadIOPSDevice = []specs.LinuxThrottleDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v545 specs.LinuxThrottleDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxThrottleDevice(in, &v545)
-					}
-					out.ThrottleReadIOPSDevice = append(out.ThrottleReadIOPSDevice, v545)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.ThrottleReadIOPSDevice, jsonDecodeSliceSpecsLinuxThrottleDevice)
 		case "throttleWriteIOPSDevice":
-			if in.IsNull() {
-				in.Skip()
-				out.ThrottleWriteIOPSDevice = nil
-			} else {
-				in.Delim('[')
-				out.ThrottleWriteIOPSDevice = []specs.LinuxThrottleDevice{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v547 specs.LinuxThrottleDevice
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxThrottleDevice(in, &v547)
-					}
-					out.ThrottleWriteIOPSDevice = append(out.ThrottleWriteIOPSDevice, v547)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.ThrottleWriteIOPSDevice, jsonDecodeSliceSpecsLinuxThrottleDevice)
 		default:
 			return false
 		}
@@ -6377,141 +3150,67 @@ func jsonDecodeSpecsLinuxBlockIO(in *jlexer.Lexer, out *specs.LinuxBlockIO) {
 }
 
 // jsonEncodeSpecsLinuxBlockIO encodes a specs.LinuxBlockIO.
-func jsonEncodeSpecsLinuxBlockIO(w *jsonOut, v *specs.LinuxBlockIO) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxBlockIO(w *jsonrt.Out, v *specs.LinuxBlockIO) {
+	w.Byte('{')
 	first := true
 	if v.Weight != nil {
-		w.key(&first, "\"weight\":")
-		if v.Weight == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Weight)))
-		}
+		w.Key(&first, "\"weight\":")
+		w.Uint(uint64((*v.Weight)))
 	}
 	if v.LeafWeight != nil {
-		w.key(&first, "\"leafWeight\":")
-		if v.LeafWeight == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.LeafWeight)))
-		}
+		w.Key(&first, "\"leafWeight\":")
+		w.Uint(uint64((*v.LeafWeight)))
 	}
 	if len(v.WeightDevice) != 0 {
-		w.key(&first, "\"weightDevice\":")
-		if v.WeightDevice == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i553 := range v.WeightDevice {
-				if i553 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxWeightDevice(w, &v.WeightDevice[i553])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"weightDevice\":")
+		jsonEncodeSliceSpecsLinuxWeightDevice(w, v.WeightDevice)
 	}
 	if len(v.ThrottleReadBpsDevice) != 0 {
-		w.key(&first, "\"throttleReadBpsDevice\":")
-		if v.ThrottleReadBpsDevice == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i555 := range v.ThrottleReadBpsDevice {
-				if i555 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxThrottleDevice(w, &v.ThrottleReadBpsDevice[i555])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"throttleReadBpsDevice\":")
+		jsonEncodeSliceSpecsLinuxThrottleDevice(w, v.ThrottleReadBpsDevice)
 	}
 	if len(v.ThrottleWriteBpsDevice) != 0 {
-		w.key(&first, "\"throttleWriteBpsDevice\":")
-		if v.ThrottleWriteBpsDevice == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i557 := range v.ThrottleWriteBpsDevice {
-				if i557 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxThrottleDevice(w, &v.ThrottleWriteBpsDevice[i557])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"throttleWriteBpsDevice\":")
+		jsonEncodeSliceSpecsLinuxThrottleDevice(w, v.ThrottleWriteBpsDevice)
 	}
 	if len(v.ThrottleReadIOPSDevice) != 0 {
-		w.key(&first, "\"throttleReadIOPSDevice\":")
-		if v.ThrottleReadIOPSDevice == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i559 := range v.ThrottleReadIOPSDevice {
-				if i559 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxThrottleDevice(w, &v.ThrottleReadIOPSDevice[i559])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"throttleReadIOPSDevice\":")
+		jsonEncodeSliceSpecsLinuxThrottleDevice(w, v.ThrottleReadIOPSDevice)
 	}
 	if len(v.ThrottleWriteIOPSDevice) != 0 {
-		w.key(&first, "\"throttleWriteIOPSDevice\":")
-		if v.ThrottleWriteIOPSDevice == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i561 := range v.ThrottleWriteIOPSDevice {
-				if i561 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxThrottleDevice(w, &v.ThrottleWriteIOPSDevice[i561])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"throttleWriteIOPSDevice\":")
+		jsonEncodeSliceSpecsLinuxThrottleDevice(w, v.ThrottleWriteIOPSDevice)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxHugepageLimitKeys = []string{"pageSize", "limit"}
+// jsonDecodeSliceSpecsLinuxHugepageLimit decodes a []specs.LinuxHugepageLimit.
+func jsonDecodeSliceSpecsLinuxHugepageLimit(in *jlexer.Lexer, out *[]specs.LinuxHugepageLimit) {
+	in.Delim('[')
+	*out = []specs.LinuxHugepageLimit{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxHugepageLimit
+		jsonDecodeSpecsLinuxHugepageLimit(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsLinuxHugepageLimit decodes a specs.LinuxHugepageLimit.
-func jsonDecodeSpecsLinuxHugepageLimit(in *jlexer.Lexer, out *specs.LinuxHugepageLimit) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsLinuxHugepageLimit encodes a []specs.LinuxHugepageLimit.
+func jsonEncodeSliceSpecsLinuxHugepageLimit(w *jsonrt.Out, v []specs.LinuxHugepageLimit) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxHugepageLimitKeys, func(key string) bool {
-		switch key {
-		case "pageSize":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Pagesize = in.String()
-			}
-		case "limit":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Limit = in.Uint64()
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsLinuxHugepageLimit encodes a specs.LinuxHugepageLimit.
-func jsonEncodeSpecsLinuxHugepageLimit(w *jsonOut, v *specs.LinuxHugepageLimit) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"pageSize\":")
-	w.str(string(v.Pagesize))
-	w.key(&first, "\"limit\":")
-	w.uint(uint64(v.Limit))
-	w.b = append(w.b, '}')
+		jsonEncodeSpecsLinuxHugepageLimit(w, &v[i])
+	}
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsLinuxNetworkKeys = []string{"classID", "priorities"}
@@ -6522,37 +3221,12 @@ func jsonDecodeSpecsLinuxNetwork(in *jlexer.Lexer, out *specs.LinuxNetwork) {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxNetworkKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxNetworkKeys, func(key string) bool {
 		switch key {
 		case "classID":
-			if in.IsNull() {
-				in.Skip()
-				out.ClassID = nil
-			} else {
-				if out.ClassID == nil {
-					out.ClassID = new(uint32)
-				}
-				(*out.ClassID) = in.Uint32()
-			}
+			jsonrt.Ptr(in, &out.ClassID, jsonrt.Uint32[uint32])
 		case "priorities":
-			if in.IsNull() {
-				in.Skip()
-				out.Priorities = nil
-			} else {
-				in.Delim('[')
-				out.Priorities = []specs.LinuxInterfacePriority{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v566 specs.LinuxInterfacePriority
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxInterfacePriority(in, &v566)
-					}
-					out.Priorities = append(out.Priorities, v566)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Priorities, jsonDecodeSliceSpecsLinuxInterfacePriority)
 		default:
 			return false
 		}
@@ -6561,65 +3235,70 @@ func jsonDecodeSpecsLinuxNetwork(in *jlexer.Lexer, out *specs.LinuxNetwork) {
 }
 
 // jsonEncodeSpecsLinuxNetwork encodes a specs.LinuxNetwork.
-func jsonEncodeSpecsLinuxNetwork(w *jsonOut, v *specs.LinuxNetwork) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxNetwork(w *jsonrt.Out, v *specs.LinuxNetwork) {
+	w.Byte('{')
 	first := true
 	if v.ClassID != nil {
-		w.key(&first, "\"classID\":")
-		if v.ClassID == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.ClassID)))
-		}
+		w.Key(&first, "\"classID\":")
+		w.Uint(uint64((*v.ClassID)))
 	}
 	if len(v.Priorities) != 0 {
-		w.key(&first, "\"priorities\":")
-		if v.Priorities == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i570 := range v.Priorities {
-				if i570 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxInterfacePriority(w, &v.Priorities[i570])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"priorities\":")
+		jsonEncodeSliceSpecsLinuxInterfacePriority(w, v.Priorities)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxRdmaKeys = []string{"hcaHandles", "hcaObjects"}
+// jsonDecodeMapStringSpecsLinuxRdma decodes a map[string]specs.LinuxRdma.
+func jsonDecodeMapStringSpecsLinuxRdma(in *jlexer.Lexer, out *map[string]specs.LinuxRdma) {
+	in.Delim('{')
+	if *out == nil {
+		*out = map[string]specs.LinuxRdma{}
+	}
+	for in.Ok() && !in.IsDelim('}') {
+		k := string(in.String())
+		in.WantColon()
+		var v specs.LinuxRdma
+		jsonDecodeSpecsLinuxRdma(in, &v)
+		(*out)[k] = v
+		in.WantComma()
+	}
+	in.Delim('}')
+}
 
-// jsonDecodeSpecsLinuxRdma decodes a specs.LinuxRdma.
-func jsonDecodeSpecsLinuxRdma(in *jlexer.Lexer, out *specs.LinuxRdma) {
+// jsonEncodeMapStringSpecsLinuxRdma encodes a map[string]specs.LinuxRdma.
+func jsonEncodeMapStringSpecsLinuxRdma(w *jsonrt.Out, v map[string]specs.LinuxRdma) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('{')
+	for i, k := range jsonrt.SortedKeys(v) {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(k))
+		w.Byte(':')
+		e := v[k]
+		jsonEncodeSpecsLinuxRdma(w, &e)
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxNamespaceKeys = []string{"type", "path"}
+
+// jsonDecodeSpecsLinuxNamespace decodes a specs.LinuxNamespace.
+func jsonDecodeSpecsLinuxNamespace(in *jlexer.Lexer, out *specs.LinuxNamespace) {
 	if in.IsNull() {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxRdmaKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxNamespaceKeys, func(key string) bool {
 		switch key {
-		case "hcaHandles":
-			if in.IsNull() {
-				in.Skip()
-				out.HcaHandles = nil
-			} else {
-				if out.HcaHandles == nil {
-					out.HcaHandles = new(uint32)
-				}
-				(*out.HcaHandles) = in.Uint32()
-			}
-		case "hcaObjects":
-			if in.IsNull() {
-				in.Skip()
-				out.HcaObjects = nil
-			} else {
-				if out.HcaObjects == nil {
-					out.HcaObjects = new(uint32)
-				}
-				(*out.HcaObjects) = in.Uint32()
-			}
+		case "type":
+			jsonrt.String(in, &out.Type)
+		case "path":
+			jsonrt.String(in, &out.Path)
 		default:
 			return false
 		}
@@ -6627,93 +3306,43 @@ func jsonDecodeSpecsLinuxRdma(in *jlexer.Lexer, out *specs.LinuxRdma) {
 	})
 }
 
-// jsonEncodeSpecsLinuxRdma encodes a specs.LinuxRdma.
-func jsonEncodeSpecsLinuxRdma(w *jsonOut, v *specs.LinuxRdma) {
-	w.b = append(w.b, '{')
+// jsonEncodeSpecsLinuxNamespace encodes a specs.LinuxNamespace.
+func jsonEncodeSpecsLinuxNamespace(w *jsonrt.Out, v *specs.LinuxNamespace) {
+	w.Byte('{')
 	first := true
-	if v.HcaHandles != nil {
-		w.key(&first, "\"hcaHandles\":")
-		if v.HcaHandles == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.HcaHandles)))
-		}
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
+	if v.Path != "" {
+		w.Key(&first, "\"path\":")
+		w.Str(string(v.Path))
 	}
-	if v.HcaObjects != nil {
-		w.key(&first, "\"hcaObjects\":")
-		if v.HcaObjects == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.HcaObjects)))
-		}
-	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxSyscallKeys = []string{"names", "action", "errnoRet", "args"}
+var jsonDecodeSpecsLinuxDeviceKeys = []string{"path", "type", "major", "minor", "fileMode", "uid", "gid"}
 
-// jsonDecodeSpecsLinuxSyscall decodes a specs.LinuxSyscall.
-func jsonDecodeSpecsLinuxSyscall(in *jlexer.Lexer, out *specs.LinuxSyscall) {
+// jsonDecodeSpecsLinuxDevice decodes a specs.LinuxDevice.
+func jsonDecodeSpecsLinuxDevice(in *jlexer.Lexer, out *specs.LinuxDevice) {
 	if in.IsNull() {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxSyscallKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxDeviceKeys, func(key string) bool {
 		switch key {
-		case "names":
-			if in.IsNull() {
-				in.Skip()
-				out.Names = nil
-			} else {
-				in.Delim('[')
-				out.Names = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v578 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v578 = in.String()
-					}
-					out.Names = append(out.Names, v578)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
-		case "action":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Action = specs.LinuxSeccompAction(in.String())
-			}
-		case "errnoRet":
-			if in.IsNull() {
-				in.Skip()
-				out.ErrnoRet = nil
-			} else {
-				if out.ErrnoRet == nil {
-					out.ErrnoRet = new(uint)
-				}
-				(*out.ErrnoRet) = in.Uint()
-			}
-		case "args":
-			if in.IsNull() {
-				in.Skip()
-				out.Args = nil
-			} else {
-				in.Delim('[')
-				out.Args = []specs.LinuxSeccompArg{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v580 specs.LinuxSeccompArg
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsLinuxSeccompArg(in, &v580)
-					}
-					out.Args = append(out.Args, v580)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+		case "path":
+			jsonrt.String(in, &out.Path)
+		case "type":
+			jsonrt.String(in, &out.Type)
+		case "major":
+			jsonrt.Int64(in, &out.Major)
+		case "minor":
+			jsonrt.Int64(in, &out.Minor)
+		case "fileMode":
+			jsonrt.Ptr(in, &out.FileMode, jsonrt.Uint32[fs.FileMode])
+		case "uid":
+			jsonrt.Ptr(in, &out.UID, jsonrt.Uint32[uint32])
+		case "gid":
+			jsonrt.Ptr(in, &out.GID, jsonrt.Uint32[uint32])
 		default:
 			return false
 		}
@@ -6721,49 +3350,311 @@ func jsonDecodeSpecsLinuxSyscall(in *jlexer.Lexer, out *specs.LinuxSyscall) {
 	})
 }
 
-// jsonEncodeSpecsLinuxSyscall encodes a specs.LinuxSyscall.
-func jsonEncodeSpecsLinuxSyscall(w *jsonOut, v *specs.LinuxSyscall) {
-	w.b = append(w.b, '{')
+// jsonEncodeSpecsLinuxDevice encodes a specs.LinuxDevice.
+func jsonEncodeSpecsLinuxDevice(w *jsonrt.Out, v *specs.LinuxDevice) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"names\":")
-	if v.Names == nil {
-		w.null()
-	} else {
-		w.b = append(w.b, '[')
-		for i582 := range v.Names {
-			if i582 > 0 {
-				w.b = append(w.b, ',')
-			}
-			w.str(string(v.Names[i582]))
-		}
-		w.b = append(w.b, ']')
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
+	w.Key(&first, "\"major\":")
+	w.Int(int64(v.Major))
+	w.Key(&first, "\"minor\":")
+	w.Int(int64(v.Minor))
+	if v.FileMode != nil {
+		w.Key(&first, "\"fileMode\":")
+		w.Uint(uint64((*v.FileMode)))
 	}
-	w.key(&first, "\"action\":")
-	w.str(string(v.Action))
-	if v.ErrnoRet != nil {
-		w.key(&first, "\"errnoRet\":")
-		if v.ErrnoRet == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.ErrnoRet)))
-		}
+	if v.UID != nil {
+		w.Key(&first, "\"uid\":")
+		w.Uint(uint64((*v.UID)))
 	}
-	if len(v.Args) != 0 {
-		w.key(&first, "\"args\":")
-		if v.Args == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i587 := range v.Args {
-				if i587 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsLinuxSeccompArg(w, &v.Args[i587])
-			}
-			w.b = append(w.b, ']')
-		}
+	if v.GID != nil {
+		w.Key(&first, "\"gid\":")
+		w.Uint(uint64((*v.GID)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxNetDeviceKeys = []string{"name"}
+
+// jsonDecodeSpecsLinuxNetDevice decodes a specs.LinuxNetDevice.
+func jsonDecodeSpecsLinuxNetDevice(in *jlexer.Lexer, out *specs.LinuxNetDevice) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxNetDeviceKeys, func(key string) bool {
+		switch key {
+		case "name":
+			jsonrt.String(in, &out.Name)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxNetDevice encodes a specs.LinuxNetDevice.
+func jsonEncodeSpecsLinuxNetDevice(w *jsonrt.Out, v *specs.LinuxNetDevice) {
+	w.Byte('{')
+	first := true
+	if v.Name != "" {
+		w.Key(&first, "\"name\":")
+		w.Str(string(v.Name))
+	}
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsArch decodes a []specs.Arch.
+func jsonDecodeSliceSpecsArch(in *jlexer.Lexer, out *[]specs.Arch) {
+	in.Delim('[')
+	*out = []specs.Arch{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.Arch
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsArch encodes a []specs.Arch.
+func jsonEncodeSliceSpecsArch(w *jsonrt.Out, v []specs.Arch) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(v[i]))
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceSpecsLinuxSyscall decodes a []specs.LinuxSyscall.
+func jsonDecodeSliceSpecsLinuxSyscall(in *jlexer.Lexer, out *[]specs.LinuxSyscall) {
+	in.Delim('[')
+	*out = []specs.LinuxSyscall{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxSyscall
+		jsonDecodeSpecsLinuxSyscall(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxSyscall encodes a []specs.LinuxSyscall.
+func jsonEncodeSliceSpecsLinuxSyscall(w *jsonrt.Out, v []specs.LinuxSyscall) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsLinuxSyscall(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceSpecsMemoryPolicyFlagType decodes a []specs.MemoryPolicyFlagType.
+func jsonDecodeSliceSpecsMemoryPolicyFlagType(in *jlexer.Lexer, out *[]specs.MemoryPolicyFlagType) {
+	in.Delim('[')
+	*out = []specs.MemoryPolicyFlagType{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.MemoryPolicyFlagType
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsMemoryPolicyFlagType encodes a []specs.MemoryPolicyFlagType.
+func jsonEncodeSliceSpecsMemoryPolicyFlagType(w *jsonrt.Out, v []specs.MemoryPolicyFlagType) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(v[i]))
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceSpecsLinuxPersonalityFlag decodes a []specs.LinuxPersonalityFlag.
+func jsonDecodeSliceSpecsLinuxPersonalityFlag(in *jlexer.Lexer, out *[]specs.LinuxPersonalityFlag) {
+	in.Delim('[')
+	*out = []specs.LinuxPersonalityFlag{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxPersonalityFlag
+		jsonrt.String(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxPersonalityFlag encodes a []specs.LinuxPersonalityFlag.
+func jsonEncodeSliceSpecsLinuxPersonalityFlag(w *jsonrt.Out, v []specs.LinuxPersonalityFlag) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		w.Str(string(v[i]))
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsLinuxTimeOffsetKeys = []string{"secs", "nanosecs"}
+
+// jsonDecodeSpecsLinuxTimeOffset decodes a specs.LinuxTimeOffset.
+func jsonDecodeSpecsLinuxTimeOffset(in *jlexer.Lexer, out *specs.LinuxTimeOffset) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxTimeOffsetKeys, func(key string) bool {
+		switch key {
+		case "secs":
+			jsonrt.Int64(in, &out.Secs)
+		case "nanosecs":
+			jsonrt.Uint32(in, &out.Nanosecs)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxTimeOffset encodes a specs.LinuxTimeOffset.
+func jsonEncodeSpecsLinuxTimeOffset(w *jsonrt.Out, v *specs.LinuxTimeOffset) {
+	w.Byte('{')
+	first := true
+	if v.Secs != 0 {
+		w.Key(&first, "\"secs\":")
+		w.Int(int64(v.Secs))
+	}
+	if v.Nanosecs != 0 {
+		w.Key(&first, "\"nanosecs\":")
+		w.Uint(uint64(v.Nanosecs))
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsSolarisAnetKeys = []string{"linkname", "lowerLink", "allowedAddress", "configureAllowedAddress", "defrouter", "linkProtection", "macAddress"}
+
+// jsonDecodeSpecsSolarisAnet decodes a specs.SolarisAnet.
+func jsonDecodeSpecsSolarisAnet(in *jlexer.Lexer, out *specs.SolarisAnet) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsSolarisAnetKeys, func(key string) bool {
+		switch key {
+		case "linkname":
+			jsonrt.String(in, &out.Linkname)
+		case "lowerLink":
+			jsonrt.String(in, &out.Lowerlink)
+		case "allowedAddress":
+			jsonrt.String(in, &out.Allowedaddr)
+		case "configureAllowedAddress":
+			jsonrt.String(in, &out.Configallowedaddr)
+		case "defrouter":
+			jsonrt.String(in, &out.Defrouter)
+		case "linkProtection":
+			jsonrt.String(in, &out.Linkprotection)
+		case "macAddress":
+			jsonrt.String(in, &out.Macaddress)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsSolarisAnet encodes a specs.SolarisAnet.
+func jsonEncodeSpecsSolarisAnet(w *jsonrt.Out, v *specs.SolarisAnet) {
+	w.Byte('{')
+	first := true
+	if v.Linkname != "" {
+		w.Key(&first, "\"linkname\":")
+		w.Str(string(v.Linkname))
+	}
+	if v.Lowerlink != "" {
+		w.Key(&first, "\"lowerLink\":")
+		w.Str(string(v.Lowerlink))
+	}
+	if v.Allowedaddr != "" {
+		w.Key(&first, "\"allowedAddress\":")
+		w.Str(string(v.Allowedaddr))
+	}
+	if v.Configallowedaddr != "" {
+		w.Key(&first, "\"configureAllowedAddress\":")
+		w.Str(string(v.Configallowedaddr))
+	}
+	if v.Defrouter != "" {
+		w.Key(&first, "\"defrouter\":")
+		w.Str(string(v.Defrouter))
+	}
+	if v.Linkprotection != "" {
+		w.Key(&first, "\"linkProtection\":")
+		w.Str(string(v.Linkprotection))
+	}
+	if v.Macaddress != "" {
+		w.Key(&first, "\"macAddress\":")
+		w.Str(string(v.Macaddress))
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsWindowsDeviceKeys = []string{"id", "idType"}
+
+// jsonDecodeSpecsWindowsDevice decodes a specs.WindowsDevice.
+func jsonDecodeSpecsWindowsDevice(in *jlexer.Lexer, out *specs.WindowsDevice) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsWindowsDeviceKeys, func(key string) bool {
+		switch key {
+		case "id":
+			jsonrt.String(in, &out.ID)
+		case "idType":
+			jsonrt.String(in, &out.IDType)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsWindowsDevice encodes a specs.WindowsDevice.
+func jsonEncodeSpecsWindowsDevice(w *jsonrt.Out, v *specs.WindowsDevice) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"id\":")
+	w.Str(string(v.ID))
+	w.Key(&first, "\"idType\":")
+	w.Str(string(v.IDType))
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsMemoryResourcesKeys = []string{"limit"}
@@ -6774,18 +3665,10 @@ func jsonDecodeSpecsWindowsMemoryResources(in *jlexer.Lexer, out *specs.WindowsM
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsMemoryResourcesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsMemoryResourcesKeys, func(key string) bool {
 		switch key {
 		case "limit":
-			if in.IsNull() {
-				in.Skip()
-				out.Limit = nil
-			} else {
-				if out.Limit == nil {
-					out.Limit = new(uint64)
-				}
-				(*out.Limit) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Limit, jsonrt.Uint64[uint64])
 		default:
 			return false
 		}
@@ -6794,18 +3677,14 @@ func jsonDecodeSpecsWindowsMemoryResources(in *jlexer.Lexer, out *specs.WindowsM
 }
 
 // jsonEncodeSpecsWindowsMemoryResources encodes a specs.WindowsMemoryResources.
-func jsonEncodeSpecsWindowsMemoryResources(w *jsonOut, v *specs.WindowsMemoryResources) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsMemoryResources(w *jsonrt.Out, v *specs.WindowsMemoryResources) {
+	w.Byte('{')
 	first := true
 	if v.Limit != nil {
-		w.key(&first, "\"limit\":")
-		if v.Limit == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Limit)))
-		}
+		w.Key(&first, "\"limit\":")
+		w.Uint(uint64((*v.Limit)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsCPUResourcesKeys = []string{"count", "shares", "maximum", "affinity"}
@@ -6816,57 +3695,16 @@ func jsonDecodeSpecsWindowsCPUResources(in *jlexer.Lexer, out *specs.WindowsCPUR
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsCPUResourcesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsCPUResourcesKeys, func(key string) bool {
 		switch key {
 		case "count":
-			if in.IsNull() {
-				in.Skip()
-				out.Count = nil
-			} else {
-				if out.Count == nil {
-					out.Count = new(uint64)
-				}
-				(*out.Count) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Count, jsonrt.Uint64[uint64])
 		case "shares":
-			if in.IsNull() {
-				in.Skip()
-				out.Shares = nil
-			} else {
-				if out.Shares == nil {
-					out.Shares = new(uint16)
-				}
-				(*out.Shares) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.Shares, jsonrt.Uint16[uint16])
 		case "maximum":
-			if in.IsNull() {
-				in.Skip()
-				out.Maximum = nil
-			} else {
-				if out.Maximum == nil {
-					out.Maximum = new(uint16)
-				}
-				(*out.Maximum) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.Maximum, jsonrt.Uint16[uint16])
 		case "affinity":
-			if in.IsNull() {
-				in.Skip()
-				out.Affinity = nil
-			} else {
-				in.Delim('[')
-				out.Affinity = []specs.WindowsCPUGroupAffinity{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v595 specs.WindowsCPUGroupAffinity
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						jsonDecodeSpecsWindowsCPUGroupAffinity(in, &v595)
-					}
-					out.Affinity = append(out.Affinity, v595)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Affinity, jsonDecodeSliceSpecsWindowsCPUGroupAffinity)
 		default:
 			return false
 		}
@@ -6875,49 +3713,26 @@ func jsonDecodeSpecsWindowsCPUResources(in *jlexer.Lexer, out *specs.WindowsCPUR
 }
 
 // jsonEncodeSpecsWindowsCPUResources encodes a specs.WindowsCPUResources.
-func jsonEncodeSpecsWindowsCPUResources(w *jsonOut, v *specs.WindowsCPUResources) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsCPUResources(w *jsonrt.Out, v *specs.WindowsCPUResources) {
+	w.Byte('{')
 	first := true
 	if v.Count != nil {
-		w.key(&first, "\"count\":")
-		if v.Count == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Count)))
-		}
+		w.Key(&first, "\"count\":")
+		w.Uint(uint64((*v.Count)))
 	}
 	if v.Shares != nil {
-		w.key(&first, "\"shares\":")
-		if v.Shares == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Shares)))
-		}
+		w.Key(&first, "\"shares\":")
+		w.Uint(uint64((*v.Shares)))
 	}
 	if v.Maximum != nil {
-		w.key(&first, "\"maximum\":")
-		if v.Maximum == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Maximum)))
-		}
+		w.Key(&first, "\"maximum\":")
+		w.Uint(uint64((*v.Maximum)))
 	}
 	if len(v.Affinity) != 0 {
-		w.key(&first, "\"affinity\":")
-		if v.Affinity == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i603 := range v.Affinity {
-				if i603 > 0 {
-					w.b = append(w.b, ',')
-				}
-				jsonEncodeSpecsWindowsCPUGroupAffinity(w, &v.Affinity[i603])
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"affinity\":")
+		jsonEncodeSliceSpecsWindowsCPUGroupAffinity(w, v.Affinity)
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsWindowsStorageResourcesKeys = []string{"iops", "bps", "sandboxSize"}
@@ -6928,38 +3743,14 @@ func jsonDecodeSpecsWindowsStorageResources(in *jlexer.Lexer, out *specs.Windows
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsStorageResourcesKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsStorageResourcesKeys, func(key string) bool {
 		switch key {
 		case "iops":
-			if in.IsNull() {
-				in.Skip()
-				out.Iops = nil
-			} else {
-				if out.Iops == nil {
-					out.Iops = new(uint64)
-				}
-				(*out.Iops) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Iops, jsonrt.Uint64[uint64])
 		case "bps":
-			if in.IsNull() {
-				in.Skip()
-				out.Bps = nil
-			} else {
-				if out.Bps == nil {
-					out.Bps = new(uint64)
-				}
-				(*out.Bps) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.Bps, jsonrt.Uint64[uint64])
 		case "sandboxSize":
-			if in.IsNull() {
-				in.Skip()
-				out.SandboxSize = nil
-			} else {
-				if out.SandboxSize == nil {
-					out.SandboxSize = new(uint64)
-				}
-				(*out.SandboxSize) = in.Uint64()
-			}
+			jsonrt.Ptr(in, &out.SandboxSize, jsonrt.Uint64[uint64])
 		default:
 			return false
 		}
@@ -6968,76 +3759,67 @@ func jsonDecodeSpecsWindowsStorageResources(in *jlexer.Lexer, out *specs.Windows
 }
 
 // jsonEncodeSpecsWindowsStorageResources encodes a specs.WindowsStorageResources.
-func jsonEncodeSpecsWindowsStorageResources(w *jsonOut, v *specs.WindowsStorageResources) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsStorageResources(w *jsonrt.Out, v *specs.WindowsStorageResources) {
+	w.Byte('{')
 	first := true
 	if v.Iops != nil {
-		w.key(&first, "\"iops\":")
-		if v.Iops == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Iops)))
-		}
+		w.Key(&first, "\"iops\":")
+		w.Uint(uint64((*v.Iops)))
 	}
 	if v.Bps != nil {
-		w.key(&first, "\"bps\":")
-		if v.Bps == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Bps)))
-		}
+		w.Key(&first, "\"bps\":")
+		w.Uint(uint64((*v.Bps)))
 	}
 	if v.SandboxSize != nil {
-		w.key(&first, "\"sandboxSize\":")
-		if v.SandboxSize == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.SandboxSize)))
-		}
+		w.Key(&first, "\"sandboxSize\":")
+		w.Uint(uint64((*v.SandboxSize)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsIOMemsKeys = []string{"firstGFN", "firstMFN", "nrMFNs"}
+// jsonDecodeSliceSpecsIOMems decodes a []specs.IOMems.
+func jsonDecodeSliceSpecsIOMems(in *jlexer.Lexer, out *[]specs.IOMems) {
+	in.Delim('[')
+	*out = []specs.IOMems{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.IOMems
+		jsonDecodeSpecsIOMems(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsIOMems decodes a specs.IOMems.
-func jsonDecodeSpecsIOMems(in *jlexer.Lexer, out *specs.IOMems) {
+// jsonEncodeSliceSpecsIOMems encodes a []specs.IOMems.
+func jsonEncodeSliceSpecsIOMems(w *jsonrt.Out, v []specs.IOMems) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsIOMems(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsZOSNamespaceKeys = []string{"type", "path"}
+
+// jsonDecodeSpecsZOSNamespace decodes a specs.ZOSNamespace.
+func jsonDecodeSpecsZOSNamespace(in *jlexer.Lexer, out *specs.ZOSNamespace) {
 	if in.IsNull() {
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsIOMemsKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsZOSNamespaceKeys, func(key string) bool {
 		switch key {
-		case "firstGFN":
-			if in.IsNull() {
-				in.Skip()
-				out.FirstGFN = nil
-			} else {
-				if out.FirstGFN == nil {
-					out.FirstGFN = new(uint64)
-				}
-				(*out.FirstGFN) = in.Uint64()
-			}
-		case "firstMFN":
-			if in.IsNull() {
-				in.Skip()
-				out.FirstMFN = nil
-			} else {
-				if out.FirstMFN == nil {
-					out.FirstMFN = new(uint64)
-				}
-				(*out.FirstMFN) = in.Uint64()
-			}
-		case "nrMFNs":
-			if in.IsNull() {
-				in.Skip()
-				out.NrMFNs = nil
-			} else {
-				if out.NrMFNs == nil {
-					out.NrMFNs = new(uint64)
-				}
-				(*out.NrMFNs) = in.Uint64()
-			}
+		case "type":
+			jsonrt.String(in, &out.Type)
+		case "path":
+			jsonrt.String(in, &out.Path)
 		default:
 			return false
 		}
@@ -7045,31 +3827,51 @@ func jsonDecodeSpecsIOMems(in *jlexer.Lexer, out *specs.IOMems) {
 	})
 }
 
-// jsonEncodeSpecsIOMems encodes a specs.IOMems.
-func jsonEncodeSpecsIOMems(w *jsonOut, v *specs.IOMems) {
-	w.b = append(w.b, '{')
+// jsonEncodeSpecsZOSNamespace encodes a specs.ZOSNamespace.
+func jsonEncodeSpecsZOSNamespace(w *jsonrt.Out, v *specs.ZOSNamespace) {
+	w.Byte('{')
 	first := true
-	if v.FirstGFN != nil {
-		w.key(&first, "\"firstGFN\":")
-		if v.FirstGFN == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.FirstGFN)))
+	w.Key(&first, "\"type\":")
+	w.Str(string(v.Type))
+	if v.Path != "" {
+		w.Key(&first, "\"path\":")
+		w.Str(string(v.Path))
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsFreeBSDDeviceKeys = []string{"path", "mode"}
+
+// jsonDecodeSpecsFreeBSDDevice decodes a specs.FreeBSDDevice.
+func jsonDecodeSpecsFreeBSDDevice(in *jlexer.Lexer, out *specs.FreeBSDDevice) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsFreeBSDDeviceKeys, func(key string) bool {
+		switch key {
+		case "path":
+			jsonrt.String(in, &out.Path)
+		case "mode":
+			jsonrt.Ptr(in, &out.Mode, jsonrt.Uint32[fs.FileMode])
+		default:
+			return false
 		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsFreeBSDDevice encodes a specs.FreeBSDDevice.
+func jsonEncodeSpecsFreeBSDDevice(w *jsonrt.Out, v *specs.FreeBSDDevice) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"path\":")
+	w.Str(string(v.Path))
+	if v.Mode != nil {
+		w.Key(&first, "\"mode\":")
+		w.Uint(uint64((*v.Mode)))
 	}
-	w.key(&first, "\"firstMFN\":")
-	if v.FirstMFN == nil {
-		w.null()
-	} else {
-		w.uint(uint64((*v.FirstMFN)))
-	}
-	w.key(&first, "\"nrMFNs\":")
-	if v.NrMFNs == nil {
-		w.null()
-	} else {
-		w.uint(uint64((*v.NrMFNs)))
-	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsFreeBSDJailAllowKeys = []string{"setHostname", "rawSockets", "chflags", "mount", "quotas", "socketAf", "mlock", "reservedPorts", "suser"}
@@ -7080,75 +3882,26 @@ func jsonDecodeSpecsFreeBSDJailAllow(in *jlexer.Lexer, out *specs.FreeBSDJailAll
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsFreeBSDJailAllowKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsFreeBSDJailAllowKeys, func(key string) bool {
 		switch key {
 		case "setHostname":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SetHostname = in.Bool()
-			}
+			jsonrt.Bool(in, &out.SetHostname)
 		case "rawSockets":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.RawSockets = in.Bool()
-			}
+			jsonrt.Bool(in, &out.RawSockets)
 		case "chflags":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Chflags = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Chflags)
 		case "mount":
-			if in.IsNull() {
-				in.Skip()
-				out.Mount = nil
-			} else {
-				in.Delim('[')
-				out.Mount = []string{}
-				for in.Ok() && !in.IsDelim(']') {
-					var v623 string
-					if in.IsNull() {
-						in.Skip()
-					} else {
-						v623 = in.String()
-					}
-					out.Mount = append(out.Mount, v623)
-					in.WantComma()
-				}
-				in.Delim(']')
-			}
+			jsonrt.Nilable(in, &out.Mount, jsonDecodeSliceString)
 		case "quotas":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Quotas = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Quotas)
 		case "socketAf":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.SocketAf = in.Bool()
-			}
+			jsonrt.Bool(in, &out.SocketAf)
 		case "mlock":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Mlock = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Mlock)
 		case "reservedPorts":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ReservedPorts = in.Bool()
-			}
+			jsonrt.Bool(in, &out.ReservedPorts)
 		case "suser":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Suser = in.Bool()
-			}
+			jsonrt.Bool(in, &out.Suser)
 		default:
 			return false
 		}
@@ -7157,57 +3910,372 @@ func jsonDecodeSpecsFreeBSDJailAllow(in *jlexer.Lexer, out *specs.FreeBSDJailAll
 }
 
 // jsonEncodeSpecsFreeBSDJailAllow encodes a specs.FreeBSDJailAllow.
-func jsonEncodeSpecsFreeBSDJailAllow(w *jsonOut, v *specs.FreeBSDJailAllow) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsFreeBSDJailAllow(w *jsonrt.Out, v *specs.FreeBSDJailAllow) {
+	w.Byte('{')
 	first := true
 	if v.SetHostname {
-		w.key(&first, "\"setHostname\":")
-		w.bool(bool(v.SetHostname))
+		w.Key(&first, "\"setHostname\":")
+		w.Bool(bool(v.SetHostname))
 	}
 	if v.RawSockets {
-		w.key(&first, "\"rawSockets\":")
-		w.bool(bool(v.RawSockets))
+		w.Key(&first, "\"rawSockets\":")
+		w.Bool(bool(v.RawSockets))
 	}
 	if v.Chflags {
-		w.key(&first, "\"chflags\":")
-		w.bool(bool(v.Chflags))
+		w.Key(&first, "\"chflags\":")
+		w.Bool(bool(v.Chflags))
 	}
 	if len(v.Mount) != 0 {
-		w.key(&first, "\"mount\":")
-		if v.Mount == nil {
-			w.null()
-		} else {
-			w.b = append(w.b, '[')
-			for i627 := range v.Mount {
-				if i627 > 0 {
-					w.b = append(w.b, ',')
-				}
-				w.str(string(v.Mount[i627]))
-			}
-			w.b = append(w.b, ']')
-		}
+		w.Key(&first, "\"mount\":")
+		jsonEncodeSliceString(w, v.Mount)
 	}
 	if v.Quotas {
-		w.key(&first, "\"quotas\":")
-		w.bool(bool(v.Quotas))
+		w.Key(&first, "\"quotas\":")
+		w.Bool(bool(v.Quotas))
 	}
 	if v.SocketAf {
-		w.key(&first, "\"socketAf\":")
-		w.bool(bool(v.SocketAf))
+		w.Key(&first, "\"socketAf\":")
+		w.Bool(bool(v.SocketAf))
 	}
 	if v.Mlock {
-		w.key(&first, "\"mlock\":")
-		w.bool(bool(v.Mlock))
+		w.Key(&first, "\"mlock\":")
+		w.Bool(bool(v.Mlock))
 	}
 	if v.ReservedPorts {
-		w.key(&first, "\"reservedPorts\":")
-		w.bool(bool(v.ReservedPorts))
+		w.Key(&first, "\"reservedPorts\":")
+		w.Bool(bool(v.ReservedPorts))
 	}
 	if v.Suser {
-		w.key(&first, "\"suser\":")
-		w.bool(bool(v.Suser))
+		w.Key(&first, "\"suser\":")
+		w.Bool(bool(v.Suser))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxDeviceCgroupKeys = []string{"allow", "type", "major", "minor", "access"}
+
+// jsonDecodeSpecsLinuxDeviceCgroup decodes a specs.LinuxDeviceCgroup.
+func jsonDecodeSpecsLinuxDeviceCgroup(in *jlexer.Lexer, out *specs.LinuxDeviceCgroup) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxDeviceCgroupKeys, func(key string) bool {
+		switch key {
+		case "allow":
+			jsonrt.Bool(in, &out.Allow)
+		case "type":
+			jsonrt.String(in, &out.Type)
+		case "major":
+			jsonrt.Ptr(in, &out.Major, jsonrt.Int64[int64])
+		case "minor":
+			jsonrt.Ptr(in, &out.Minor, jsonrt.Int64[int64])
+		case "access":
+			jsonrt.String(in, &out.Access)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxDeviceCgroup encodes a specs.LinuxDeviceCgroup.
+func jsonEncodeSpecsLinuxDeviceCgroup(w *jsonrt.Out, v *specs.LinuxDeviceCgroup) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"allow\":")
+	w.Bool(bool(v.Allow))
+	if v.Type != "" {
+		w.Key(&first, "\"type\":")
+		w.Str(string(v.Type))
+	}
+	if v.Major != nil {
+		w.Key(&first, "\"major\":")
+		w.Int(int64((*v.Major)))
+	}
+	if v.Minor != nil {
+		w.Key(&first, "\"minor\":")
+		w.Int(int64((*v.Minor)))
+	}
+	if v.Access != "" {
+		w.Key(&first, "\"access\":")
+		w.Str(string(v.Access))
+	}
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsLinuxWeightDevice decodes a []specs.LinuxWeightDevice.
+func jsonDecodeSliceSpecsLinuxWeightDevice(in *jlexer.Lexer, out *[]specs.LinuxWeightDevice) {
+	in.Delim('[')
+	*out = []specs.LinuxWeightDevice{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxWeightDevice
+		jsonDecodeSpecsLinuxWeightDevice(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxWeightDevice encodes a []specs.LinuxWeightDevice.
+func jsonEncodeSliceSpecsLinuxWeightDevice(w *jsonrt.Out, v []specs.LinuxWeightDevice) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsLinuxWeightDevice(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+// jsonDecodeSliceSpecsLinuxThrottleDevice decodes a []specs.LinuxThrottleDevice.
+func jsonDecodeSliceSpecsLinuxThrottleDevice(in *jlexer.Lexer, out *[]specs.LinuxThrottleDevice) {
+	in.Delim('[')
+	*out = []specs.LinuxThrottleDevice{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxThrottleDevice
+		jsonDecodeSpecsLinuxThrottleDevice(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxThrottleDevice encodes a []specs.LinuxThrottleDevice.
+func jsonEncodeSliceSpecsLinuxThrottleDevice(w *jsonrt.Out, v []specs.LinuxThrottleDevice) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsLinuxThrottleDevice(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsLinuxHugepageLimitKeys = []string{"pageSize", "limit"}
+
+// jsonDecodeSpecsLinuxHugepageLimit decodes a specs.LinuxHugepageLimit.
+func jsonDecodeSpecsLinuxHugepageLimit(in *jlexer.Lexer, out *specs.LinuxHugepageLimit) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxHugepageLimitKeys, func(key string) bool {
+		switch key {
+		case "pageSize":
+			jsonrt.String(in, &out.Pagesize)
+		case "limit":
+			jsonrt.Uint64(in, &out.Limit)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxHugepageLimit encodes a specs.LinuxHugepageLimit.
+func jsonEncodeSpecsLinuxHugepageLimit(w *jsonrt.Out, v *specs.LinuxHugepageLimit) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"pageSize\":")
+	w.Str(string(v.Pagesize))
+	w.Key(&first, "\"limit\":")
+	w.Uint(uint64(v.Limit))
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsLinuxInterfacePriority decodes a []specs.LinuxInterfacePriority.
+func jsonDecodeSliceSpecsLinuxInterfacePriority(in *jlexer.Lexer, out *[]specs.LinuxInterfacePriority) {
+	in.Delim('[')
+	*out = []specs.LinuxInterfacePriority{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxInterfacePriority
+		jsonDecodeSpecsLinuxInterfacePriority(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsLinuxInterfacePriority encodes a []specs.LinuxInterfacePriority.
+func jsonEncodeSliceSpecsLinuxInterfacePriority(w *jsonrt.Out, v []specs.LinuxInterfacePriority) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsLinuxInterfacePriority(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsLinuxRdmaKeys = []string{"hcaHandles", "hcaObjects"}
+
+// jsonDecodeSpecsLinuxRdma decodes a specs.LinuxRdma.
+func jsonDecodeSpecsLinuxRdma(in *jlexer.Lexer, out *specs.LinuxRdma) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxRdmaKeys, func(key string) bool {
+		switch key {
+		case "hcaHandles":
+			jsonrt.Ptr(in, &out.HcaHandles, jsonrt.Uint32[uint32])
+		case "hcaObjects":
+			jsonrt.Ptr(in, &out.HcaObjects, jsonrt.Uint32[uint32])
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxRdma encodes a specs.LinuxRdma.
+func jsonEncodeSpecsLinuxRdma(w *jsonrt.Out, v *specs.LinuxRdma) {
+	w.Byte('{')
+	first := true
+	if v.HcaHandles != nil {
+		w.Key(&first, "\"hcaHandles\":")
+		w.Uint(uint64((*v.HcaHandles)))
+	}
+	if v.HcaObjects != nil {
+		w.Key(&first, "\"hcaObjects\":")
+		w.Uint(uint64((*v.HcaObjects)))
+	}
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxSyscallKeys = []string{"names", "action", "errnoRet", "args"}
+
+// jsonDecodeSpecsLinuxSyscall decodes a specs.LinuxSyscall.
+func jsonDecodeSpecsLinuxSyscall(in *jlexer.Lexer, out *specs.LinuxSyscall) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxSyscallKeys, func(key string) bool {
+		switch key {
+		case "names":
+			jsonrt.Nilable(in, &out.Names, jsonDecodeSliceString)
+		case "action":
+			jsonrt.String(in, &out.Action)
+		case "errnoRet":
+			jsonrt.Ptr(in, &out.ErrnoRet, jsonrt.Uint[uint])
+		case "args":
+			jsonrt.Nilable(in, &out.Args, jsonDecodeSliceSpecsLinuxSeccompArg)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxSyscall encodes a specs.LinuxSyscall.
+func jsonEncodeSpecsLinuxSyscall(w *jsonrt.Out, v *specs.LinuxSyscall) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"names\":")
+	jsonEncodeSliceString(w, v.Names)
+	w.Key(&first, "\"action\":")
+	w.Str(string(v.Action))
+	if v.ErrnoRet != nil {
+		w.Key(&first, "\"errnoRet\":")
+		w.Uint(uint64((*v.ErrnoRet)))
+	}
+	if len(v.Args) != 0 {
+		w.Key(&first, "\"args\":")
+		jsonEncodeSliceSpecsLinuxSeccompArg(w, v.Args)
+	}
+	w.Byte('}')
+}
+
+// jsonDecodeSliceSpecsWindowsCPUGroupAffinity decodes a []specs.WindowsCPUGroupAffinity.
+func jsonDecodeSliceSpecsWindowsCPUGroupAffinity(in *jlexer.Lexer, out *[]specs.WindowsCPUGroupAffinity) {
+	in.Delim('[')
+	*out = []specs.WindowsCPUGroupAffinity{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.WindowsCPUGroupAffinity
+		jsonDecodeSpecsWindowsCPUGroupAffinity(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
+
+// jsonEncodeSliceSpecsWindowsCPUGroupAffinity encodes a []specs.WindowsCPUGroupAffinity.
+func jsonEncodeSliceSpecsWindowsCPUGroupAffinity(w *jsonrt.Out, v []specs.WindowsCPUGroupAffinity) {
+	if v == nil {
+		w.Null()
+		return
+	}
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
+		}
+		jsonEncodeSpecsWindowsCPUGroupAffinity(w, &v[i])
+	}
+	w.Byte(']')
+}
+
+var jsonDecodeSpecsIOMemsKeys = []string{"firstGFN", "firstMFN", "nrMFNs"}
+
+// jsonDecodeSpecsIOMems decodes a specs.IOMems.
+func jsonDecodeSpecsIOMems(in *jlexer.Lexer, out *specs.IOMems) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsIOMemsKeys, func(key string) bool {
+		switch key {
+		case "firstGFN":
+			jsonrt.Ptr(in, &out.FirstGFN, jsonrt.Uint64[uint64])
+		case "firstMFN":
+			jsonrt.Ptr(in, &out.FirstMFN, jsonrt.Uint64[uint64])
+		case "nrMFNs":
+			jsonrt.Ptr(in, &out.NrMFNs, jsonrt.Uint64[uint64])
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsIOMems encodes a specs.IOMems.
+func jsonEncodeSpecsIOMems(w *jsonrt.Out, v *specs.IOMems) {
+	w.Byte('{')
+	first := true
+	if v.FirstGFN != nil {
+		w.Key(&first, "\"firstGFN\":")
+		w.Uint(uint64((*v.FirstGFN)))
+	}
+	w.Key(&first, "\"firstMFN\":")
+	if v.FirstMFN == nil {
+		w.Null()
+	} else {
+		w.Uint(uint64((*v.FirstMFN)))
+	}
+	w.Key(&first, "\"nrMFNs\":")
+	if v.NrMFNs == nil {
+		w.Null()
+	} else {
+		w.Uint(uint64((*v.NrMFNs)))
+	}
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxWeightDeviceKeys = []string{"major", "minor", "weight", "leafWeight"}
@@ -7218,40 +4286,16 @@ func jsonDecodeSpecsLinuxWeightDevice(in *jlexer.Lexer, out *specs.LinuxWeightDe
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxWeightDeviceKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxWeightDeviceKeys, func(key string) bool {
 		switch key {
 		case "major":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.LinuxBlockIODevice.Major = in.Int64()
-			}
+			jsonrt.Int64(in, &out.LinuxBlockIODevice.Major)
 		case "minor":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.LinuxBlockIODevice.Minor = in.Int64()
-			}
+			jsonrt.Int64(in, &out.LinuxBlockIODevice.Minor)
 		case "weight":
-			if in.IsNull() {
-				in.Skip()
-				out.Weight = nil
-			} else {
-				if out.Weight == nil {
-					out.Weight = new(uint16)
-				}
-				(*out.Weight) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.Weight, jsonrt.Uint16[uint16])
 		case "leafWeight":
-			if in.IsNull() {
-				in.Skip()
-				out.LeafWeight = nil
-			} else {
-				if out.LeafWeight == nil {
-					out.LeafWeight = new(uint16)
-				}
-				(*out.LeafWeight) = in.Uint16()
-			}
+			jsonrt.Ptr(in, &out.LeafWeight, jsonrt.Uint16[uint16])
 		default:
 			return false
 		}
@@ -7260,30 +4304,22 @@ func jsonDecodeSpecsLinuxWeightDevice(in *jlexer.Lexer, out *specs.LinuxWeightDe
 }
 
 // jsonEncodeSpecsLinuxWeightDevice encodes a specs.LinuxWeightDevice.
-func jsonEncodeSpecsLinuxWeightDevice(w *jsonOut, v *specs.LinuxWeightDevice) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxWeightDevice(w *jsonrt.Out, v *specs.LinuxWeightDevice) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"major\":")
-	w.int(int64(v.LinuxBlockIODevice.Major))
-	w.key(&first, "\"minor\":")
-	w.int(int64(v.LinuxBlockIODevice.Minor))
+	w.Key(&first, "\"major\":")
+	w.Int(int64(v.LinuxBlockIODevice.Major))
+	w.Key(&first, "\"minor\":")
+	w.Int(int64(v.LinuxBlockIODevice.Minor))
 	if v.Weight != nil {
-		w.key(&first, "\"weight\":")
-		if v.Weight == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.Weight)))
-		}
+		w.Key(&first, "\"weight\":")
+		w.Uint(uint64((*v.Weight)))
 	}
 	if v.LeafWeight != nil {
-		w.key(&first, "\"leafWeight\":")
-		if v.LeafWeight == nil {
-			w.null()
-		} else {
-			w.uint(uint64((*v.LeafWeight)))
-		}
+		w.Key(&first, "\"leafWeight\":")
+		w.Uint(uint64((*v.LeafWeight)))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxThrottleDeviceKeys = []string{"major", "minor", "rate"}
@@ -7294,26 +4330,14 @@ func jsonDecodeSpecsLinuxThrottleDevice(in *jlexer.Lexer, out *specs.LinuxThrott
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxThrottleDeviceKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxThrottleDeviceKeys, func(key string) bool {
 		switch key {
 		case "major":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.LinuxBlockIODevice.Major = in.Int64()
-			}
+			jsonrt.Int64(in, &out.LinuxBlockIODevice.Major)
 		case "minor":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.LinuxBlockIODevice.Minor = in.Int64()
-			}
+			jsonrt.Int64(in, &out.LinuxBlockIODevice.Minor)
 		case "rate":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Rate = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.Rate)
 		default:
 			return false
 		}
@@ -7322,16 +4346,16 @@ func jsonDecodeSpecsLinuxThrottleDevice(in *jlexer.Lexer, out *specs.LinuxThrott
 }
 
 // jsonEncodeSpecsLinuxThrottleDevice encodes a specs.LinuxThrottleDevice.
-func jsonEncodeSpecsLinuxThrottleDevice(w *jsonOut, v *specs.LinuxThrottleDevice) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxThrottleDevice(w *jsonrt.Out, v *specs.LinuxThrottleDevice) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"major\":")
-	w.int(int64(v.LinuxBlockIODevice.Major))
-	w.key(&first, "\"minor\":")
-	w.int(int64(v.LinuxBlockIODevice.Minor))
-	w.key(&first, "\"rate\":")
-	w.uint(uint64(v.Rate))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"major\":")
+	w.Int(int64(v.LinuxBlockIODevice.Major))
+	w.Key(&first, "\"minor\":")
+	w.Int(int64(v.LinuxBlockIODevice.Minor))
+	w.Key(&first, "\"rate\":")
+	w.Uint(uint64(v.Rate))
+	w.Byte('}')
 }
 
 var jsonDecodeSpecsLinuxInterfacePriorityKeys = []string{"name", "priority"}
@@ -7342,20 +4366,12 @@ func jsonDecodeSpecsLinuxInterfacePriority(in *jlexer.Lexer, out *specs.LinuxInt
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxInterfacePriorityKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsLinuxInterfacePriorityKeys, func(key string) bool {
 		switch key {
 		case "name":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Name = in.String()
-			}
+			jsonrt.String(in, &out.Name)
 		case "priority":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Priority = in.Uint32()
-			}
+			jsonrt.Uint32(in, &out.Priority)
 		default:
 			return false
 		}
@@ -7364,72 +4380,43 @@ func jsonDecodeSpecsLinuxInterfacePriority(in *jlexer.Lexer, out *specs.LinuxInt
 }
 
 // jsonEncodeSpecsLinuxInterfacePriority encodes a specs.LinuxInterfacePriority.
-func jsonEncodeSpecsLinuxInterfacePriority(w *jsonOut, v *specs.LinuxInterfacePriority) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsLinuxInterfacePriority(w *jsonrt.Out, v *specs.LinuxInterfacePriority) {
+	w.Byte('{')
 	first := true
-	w.key(&first, "\"name\":")
-	w.str(string(v.Name))
-	w.key(&first, "\"priority\":")
-	w.uint(uint64(v.Priority))
-	w.b = append(w.b, '}')
+	w.Key(&first, "\"name\":")
+	w.Str(string(v.Name))
+	w.Key(&first, "\"priority\":")
+	w.Uint(uint64(v.Priority))
+	w.Byte('}')
 }
 
-var jsonDecodeSpecsLinuxSeccompArgKeys = []string{"index", "value", "valueTwo", "op"}
+// jsonDecodeSliceSpecsLinuxSeccompArg decodes a []specs.LinuxSeccompArg.
+func jsonDecodeSliceSpecsLinuxSeccompArg(in *jlexer.Lexer, out *[]specs.LinuxSeccompArg) {
+	in.Delim('[')
+	*out = []specs.LinuxSeccompArg{}
+	for in.Ok() && !in.IsDelim(']') {
+		var v specs.LinuxSeccompArg
+		jsonDecodeSpecsLinuxSeccompArg(in, &v)
+		*out = append(*out, v)
+		in.WantComma()
+	}
+	in.Delim(']')
+}
 
-// jsonDecodeSpecsLinuxSeccompArg decodes a specs.LinuxSeccompArg.
-func jsonDecodeSpecsLinuxSeccompArg(in *jlexer.Lexer, out *specs.LinuxSeccompArg) {
-	if in.IsNull() {
-		in.Skip()
+// jsonEncodeSliceSpecsLinuxSeccompArg encodes a []specs.LinuxSeccompArg.
+func jsonEncodeSliceSpecsLinuxSeccompArg(w *jsonrt.Out, v []specs.LinuxSeccompArg) {
+	if v == nil {
+		w.Null()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsLinuxSeccompArgKeys, func(key string) bool {
-		switch key {
-		case "index":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Index = in.Uint()
-			}
-		case "value":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Value = in.Uint64()
-			}
-		case "valueTwo":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.ValueTwo = in.Uint64()
-			}
-		case "op":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Op = specs.LinuxSeccompOperator(in.String())
-			}
-		default:
-			return false
+	w.Byte('[')
+	for i := range v {
+		if i > 0 {
+			w.Byte(',')
 		}
-		return true
-	})
-}
-
-// jsonEncodeSpecsLinuxSeccompArg encodes a specs.LinuxSeccompArg.
-func jsonEncodeSpecsLinuxSeccompArg(w *jsonOut, v *specs.LinuxSeccompArg) {
-	w.b = append(w.b, '{')
-	first := true
-	w.key(&first, "\"index\":")
-	w.uint(uint64(v.Index))
-	w.key(&first, "\"value\":")
-	w.uint(uint64(v.Value))
-	if v.ValueTwo != 0 {
-		w.key(&first, "\"valueTwo\":")
-		w.uint(uint64(v.ValueTwo))
+		jsonEncodeSpecsLinuxSeccompArg(w, &v[i])
 	}
-	w.key(&first, "\"op\":")
-	w.str(string(v.Op))
-	w.b = append(w.b, '}')
+	w.Byte(']')
 }
 
 var jsonDecodeSpecsWindowsCPUGroupAffinityKeys = []string{"mask", "group"}
@@ -7440,20 +4427,12 @@ func jsonDecodeSpecsWindowsCPUGroupAffinity(in *jlexer.Lexer, out *specs.Windows
 		in.Skip()
 		return
 	}
-	jsonObject(in, jsonDecodeSpecsWindowsCPUGroupAffinityKeys, func(key string) bool {
+	jsonrt.Object(in, jsonDecodeSpecsWindowsCPUGroupAffinityKeys, func(key string) bool {
 		switch key {
 		case "mask":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Mask = in.Uint64()
-			}
+			jsonrt.Uint64(in, &out.Mask)
 		case "group":
-			if in.IsNull() {
-				in.Skip()
-			} else {
-				out.Group = in.Uint32()
-			}
+			jsonrt.Uint32(in, &out.Group)
 		default:
 			return false
 		}
@@ -7462,16 +4441,58 @@ func jsonDecodeSpecsWindowsCPUGroupAffinity(in *jlexer.Lexer, out *specs.Windows
 }
 
 // jsonEncodeSpecsWindowsCPUGroupAffinity encodes a specs.WindowsCPUGroupAffinity.
-func jsonEncodeSpecsWindowsCPUGroupAffinity(w *jsonOut, v *specs.WindowsCPUGroupAffinity) {
-	w.b = append(w.b, '{')
+func jsonEncodeSpecsWindowsCPUGroupAffinity(w *jsonrt.Out, v *specs.WindowsCPUGroupAffinity) {
+	w.Byte('{')
 	first := true
 	if v.Mask != 0 {
-		w.key(&first, "\"mask\":")
-		w.uint(uint64(v.Mask))
+		w.Key(&first, "\"mask\":")
+		w.Uint(uint64(v.Mask))
 	}
 	if v.Group != 0 {
-		w.key(&first, "\"group\":")
-		w.uint(uint64(v.Group))
+		w.Key(&first, "\"group\":")
+		w.Uint(uint64(v.Group))
 	}
-	w.b = append(w.b, '}')
+	w.Byte('}')
+}
+
+var jsonDecodeSpecsLinuxSeccompArgKeys = []string{"index", "value", "valueTwo", "op"}
+
+// jsonDecodeSpecsLinuxSeccompArg decodes a specs.LinuxSeccompArg.
+func jsonDecodeSpecsLinuxSeccompArg(in *jlexer.Lexer, out *specs.LinuxSeccompArg) {
+	if in.IsNull() {
+		in.Skip()
+		return
+	}
+	jsonrt.Object(in, jsonDecodeSpecsLinuxSeccompArgKeys, func(key string) bool {
+		switch key {
+		case "index":
+			jsonrt.Uint(in, &out.Index)
+		case "value":
+			jsonrt.Uint64(in, &out.Value)
+		case "valueTwo":
+			jsonrt.Uint64(in, &out.ValueTwo)
+		case "op":
+			jsonrt.String(in, &out.Op)
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// jsonEncodeSpecsLinuxSeccompArg encodes a specs.LinuxSeccompArg.
+func jsonEncodeSpecsLinuxSeccompArg(w *jsonrt.Out, v *specs.LinuxSeccompArg) {
+	w.Byte('{')
+	first := true
+	w.Key(&first, "\"index\":")
+	w.Uint(uint64(v.Index))
+	w.Key(&first, "\"value\":")
+	w.Uint(uint64(v.Value))
+	if v.ValueTwo != 0 {
+		w.Key(&first, "\"valueTwo\":")
+		w.Uint(uint64(v.ValueTwo))
+	}
+	w.Key(&first, "\"op\":")
+	w.Str(string(v.Op))
+	w.Byte('}')
 }
