@@ -52,50 +52,76 @@ func capMask(names []string, last int) uint64 {
 	return m
 }
 
-func dropBounding(bounding []string) error {
+// boundingDrops lists the capabilities this kernel knows that bounding
+// does not keep.
+func boundingDrops(bounding []string) []uintptr {
 	last := lastCap()
 	keep := capMask(bounding, last)
+	var drops []uintptr
 	for c := 0; c <= last; c++ {
-		if keep&(1<<uint(c)) != 0 {
-			continue
+		if keep&(1<<uint(c)) == 0 {
+			drops = append(drops, uintptr(c))
 		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+	}
+	return drops
+}
+
+func dropBounding(bounding []string) error {
+	for _, c := range boundingDrops(bounding) {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
 	return nil
 }
 
-// setCaps sets the effective, permitted and inheritable sets with capset
-// on this thread, then the ambient set.
-func setCaps(c *specs.LinuxCapabilities) error {
+// capsetArgs are capset(2)'s arguments for c's effective, permitted and
+// inheritable sets. A capability the runtime itself lacks
+// (CAP_SYS_RESOURCE on some hosts) cannot be granted; it is left out
+// instead of failing.
+func capsetArgs(c *specs.LinuxCapabilities) (unix.CapUserHeader, [2]unix.CapUserData) {
 	last := lastCap()
 	eff, perm, inh := capMask(c.Effective, last), capMask(c.Permitted, last), capMask(c.Inheritable, last)
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	// A capability the runtime itself lacks (CAP_SYS_RESOURCE on some
-	// hosts) cannot be granted; it is left out instead of failing.
 	var cur [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &cur[0]); err == nil {
 		have := uint64(cur[0].Permitted) | uint64(cur[1].Permitted)<<32
 		eff, perm = eff&have, perm&have
 		inh &= have | uint64(cur[0].Inheritable) | uint64(cur[1].Inheritable)<<32
 	}
-	data := [2]unix.CapUserData{
+	hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3} // capget may rewrite it
+	return hdr, [2]unix.CapUserData{
 		{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},
 		{Effective: uint32(eff >> 32), Permitted: uint32(perm >> 32), Inheritable: uint32(inh >> 32)},
 	}
+}
+
+// ambientCaps are the numbers of c's ambient capabilities this kernel
+// knows. The kernel refuses those missing from the permitted or
+// inheritable set; runc ignores those too.
+func ambientCaps(c *specs.LinuxCapabilities) []uintptr {
+	last := lastCap()
+	var out []uintptr
+	for _, n := range c.Ambient {
+		if cp, ok := capByName(n); ok && cp <= last {
+			out = append(out, uintptr(cp))
+		}
+	}
+	return out
+}
+
+// setCaps sets the effective, permitted and inheritable sets with capset
+// on this thread, then the ambient set.
+func setCaps(c *specs.LinuxCapabilities) error {
+	hdr, data := capsetArgs(c)
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return nil // kernel without ambient capabilities
 	}
-	for _, n := range c.Ambient {
-		if cp, ok := capByName(n); ok && cp <= last {
-			// The kernel refuses caps missing from the permitted or
-			// inheritable set; runc ignores those too.
-			unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(cp), 0, 0)
-		}
+	for _, cp := range ambientCaps(c) {
+		unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, cp, 0, 0)
 	}
 	return nil
 }

@@ -110,8 +110,6 @@ func rawChild(p *rawPlan) {
 		r1    uintptr
 		i     int
 		errw  = p.errw
-		next  = p.nextfd
-		fds   = p.fds
 		stage int32
 	)
 	afterForkInChild()
@@ -165,35 +163,9 @@ func rawChild(p *rawPlan) {
 			goto fail
 		}
 	}
-	// fds as os/exec lays them out: first move every source that a lower
-	// slot would overwrite above all of them, then dup each onto its slot.
 	stage = rawStageFDs
-	if errw < next {
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(errw), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-			goto fail
-		}
-		errw = next
-		next++
-	}
-	for i = 0; i < len(fds); i++ {
-		if fds[i] < i {
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
-				goto fail
-			}
-			fds[i] = next
-			next++
-		}
-	}
-	for i = 0; i < len(fds); i++ {
-		if fds[i] == i {
-			if _, _, err1 = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err1 != 0 {
-				goto fail
-			}
-			continue
-		}
-		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(i), 0); err1 != 0 {
-			goto fail
-		}
+	if errw, err1 = rawLayoutFDs(p.fds, p.nextfd, errw); err1 != 0 {
+		goto fail
 	}
 	r1, _, err1 = syscall.RawSyscall6(syscall.SYS_CLONE, unix.CLONE_PARENT|p.cloneFlags|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
 	if err1 != 0 {
@@ -216,6 +188,46 @@ fail:
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT_GROUP, 253, 0, 0)
 	}
+}
+
+// rawLayoutFDs puts fds[i] on fd i, as os/exec lays out its ExtraFiles:
+// first every source that a lower slot would overwrite moves above all of
+// them (next is the first free number), then each is dup'ed onto its slot.
+// The report pipe errw moves out of the way first; its new number is
+// returned. Raw system calls only (a forked child's).
+//
+//go:nosplit
+//go:norace
+func rawLayoutFDs(fds []int, next, errw int) (int, syscall.Errno) {
+	var err1 syscall.Errno
+	if errw < next {
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(errw), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
+			return errw, err1
+		}
+		errw = next
+		next++
+	}
+	for i := 0; i < len(fds); i++ {
+		if fds[i] < i {
+			if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(next), unix.O_CLOEXEC); err1 != 0 {
+				return errw, err1
+			}
+			fds[i] = next
+			next++
+		}
+	}
+	for i := 0; i < len(fds); i++ {
+		if fds[i] == i {
+			if _, _, err1 = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0); err1 != 0 {
+				return errw, err1
+			}
+			continue
+		}
+		if _, _, err1 = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fds[i]), uintptr(i), 0); err1 != 0 {
+			return errw, err1
+		}
+	}
+	return errw, 0
 }
 
 // rawStartSpec is what rawStart turns into a rawPlan.
