@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -19,17 +18,12 @@ import (
 // ~1.9 GB/s direct for new files), and a pulled layer is rarely read back
 // soon enough for the cache to pay off. On others it is the reverse (another
 // machine of the same kind: 2.4 GB/s buffered, 400 MB/s direct), so Open
-// measures both once (probeDirectIO) and keeps the faster.
+// measures both once (probeDirectIO) and each store keeps the faster.
 const (
 	directAlign     = 4096
 	directBufSize   = 1 << 20
 	directThreshold = 256 << 10 // files smaller than this go through the page cache
 )
-
-// useDirect is what createDirect does; set by Open from probeDirectIO.
-var useDirect atomic.Bool
-
-func init() { useDirect.Store(true) }
 
 // probeDirectIO writes probeSize bytes to a new file in dir buffered, then
 // with O_DIRECT, and reports whether O_DIRECT was clearly (1.5x) faster,
@@ -85,11 +79,11 @@ type directWriter struct {
 }
 
 // createDirect creates path (which must not exist) for writing. dirfd and
-// name are as for openat. When the filesystem refuses O_DIRECT the writer
-// silently writes buffered.
-func createDirect(dirfd int, name string, mode uint32) (*directWriter, error) {
+// name are as for openat. direct false, or a filesystem that refuses
+// O_DIRECT, makes the writer write buffered.
+func createDirect(dirfd int, name string, mode uint32, direct bool) (*directWriter, error) {
 	flags := unix.O_CREAT | unix.O_EXCL | unix.O_WRONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	if !useDirect.Load() {
+	if !direct {
 		fd, err := unix.Openat(dirfd, name, flags, mode)
 		if err != nil {
 			return nil, err
@@ -97,7 +91,6 @@ func createDirect(dirfd int, name string, mode uint32) (*directWriter, error) {
 		return &directWriter{fd: fd, name: name, buf: directBufs.Get().(*[]byte), direct: false}, nil
 	}
 	fd, err := unix.Openat(dirfd, name, flags|unix.O_DIRECT, mode)
-	direct := true
 	if err == unix.EINVAL {
 		direct = false
 		fd, err = unix.Openat(dirfd, name, flags, mode)
@@ -231,8 +224,8 @@ func (w *directWriter) close(err error) error {
 }
 
 // createDirectPath is createDirect for an absolute path.
-func createDirectPath(p string) (*directWriter, error) {
-	w, err := createDirect(unix.AT_FDCWD, p, 0o600)
+func createDirectPath(p string, direct bool) (*directWriter, error) {
+	w, err := createDirect(unix.AT_FDCWD, p, 0o600, direct)
 	if err != nil {
 		return nil, &os.PathError{Op: "create", Path: p, Err: err}
 	}

@@ -15,13 +15,11 @@ func TestDirectWriterSizes(t *testing.T) {
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	defer useDirect.Store(useDirect.Load())
 	for _, direct := range []bool{true, false} {
-		useDirect.Store(direct) // both write modes, whichever the probe picked here
 		for _, n := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, directBufSize + 1, len(data)} {
 			for _, viaReadFrom := range []bool{false, true} {
 				p := filepath.Join(dir, fmt.Sprintf("f-%d-%v-%v", n, viaReadFrom, direct))
-				w, err := createDirectPath(p)
+				w, err := createDirectPath(p, direct)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -151,7 +151,7 @@ func (s *Store) fetchLayer(ctx context.Context, j layerJob, report func(Progress
 	blobTmp := filepath.Join(tmp, "blob")
 	needBlob := j.keepBlob && !exists(s.blobPath(dgst))
 	if needBlob {
-		blobFile, err = createDirectPath(blobTmp)
+		blobFile, err = createDirectPath(blobTmp, s.directIO)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", dgst, err)
 		}
@@ -178,7 +178,7 @@ func (s *Store) fetchLayer(ctx context.Context, j layerJob, report func(Progress
 			return fmt.Errorf("layer %s: %w", dgst, err)
 		}
 		err := unpackLayer(ctx, diff, fsDir, unpackOptions{
-			allowDevices: s.opts.AllowDeviceNodes, sync: s.opts.SyncLayers, log: s.log,
+			allowDevices: s.opts.AllowDeviceNodes, sync: s.opts.SyncLayers, directIO: s.directIO, log: s.log,
 		})
 		if err != nil {
 			// A corrupt blob usually surfaces as a bad tar or gzip stream:

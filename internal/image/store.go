@@ -104,6 +104,8 @@ type Store struct {
 	// digest) that are not yet referenced by a record; GC keeps them.
 	leases map[string]int
 
+	directIO bool // layer data with O_DIRECT: faster on this machine (probeDirectIO)
+
 	flightMu     sync.Mutex
 	flights      map[string]*flight
 	layerFlights map[string]*layerFlight
@@ -154,9 +156,9 @@ func Open(o Options) (*Store, error) {
 	}
 	markTopDir(s.path("tmp"))
 	markTopDir(s.path("rootfs"))
-	direct, bufRate, directRate := probeDirectIO(s.path("tmp"))
-	useDirect.Store(direct)
-	s.log.Info("image store write mode", "direct", direct, "bufferedMBps", int(bufRate), "directMBps", int(directRate))
+	var bufRate, directRate float64
+	s.directIO, bufRate, directRate = probeDirectIO(s.path("tmp"))
+	s.log.Info("image store write mode", "direct", s.directIO, "bufferedMBps", int(bufRate), "directMBps", int(directRate))
 	if err := s.loadRecords(); err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 type unpackOptions struct {
 	allowDevices bool
 	sync         bool
+	directIO     bool // big files with O_DIRECT (Store.directIO)
 	log          *slog.Logger
 }
 
@@ -289,7 +290,7 @@ func (u *unpacker) file(pfd int, rel, base string, hdr *tar.Header, r io.Reader)
 
 // bigFile writes a large regular file with O_DIRECT (see directio_linux.go).
 func (u *unpacker) bigFile(pfd int, rel, base string, hdr *tar.Header, r io.Reader) error {
-	w, err := createDirect(pfd, base, 0o600)
+	w, err := createDirect(pfd, base, 0o600, u.opts.directIO)
 	if err != nil {
 		return fmt.Errorf("create %q: %w", rel, err)
 	}
