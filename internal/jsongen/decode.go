@@ -8,11 +8,7 @@ import (
 
 func (g *gen) structDecoder(t reflect.Type) error {
 	name := "jsonDecode" + g.names[t]
-	tn, err := g.typeName(t)
-	if err != nil {
-		return err
-	}
-	fs, err := g.fields(t, "")
+	tn, fs, err := g.structParts(t)
 	if err != nil {
 		return err
 	}

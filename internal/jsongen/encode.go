@@ -10,11 +10,7 @@ import (
 
 func (g *gen) structEncoder(t reflect.Type) error {
 	name := "jsonEncode" + g.names[t]
-	tn, err := g.typeName(t)
-	if err != nil {
-		return err
-	}
-	fs, err := g.fields(t, "")
+	tn, fs, err := g.structParts(t)
 	if err != nil {
 		return err
 	}

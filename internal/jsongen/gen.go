@@ -237,6 +237,17 @@ func exported(s string) string {
 func (g *gen) begin() *bytes.Buffer { g.body = &bytes.Buffer{}; return g.body }
 func (g *gen) end()                 { g.out.Write(g.body.Bytes()) }
 
+// structParts is what a struct's decoder and encoder start from: its name
+// in the file and its JSON members.
+func (g *gen) structParts(t reflect.Type) (string, []field, error) {
+	tn, err := g.typeName(t)
+	if err != nil {
+		return "", nil, err
+	}
+	fs, err := g.fields(t, "")
+	return tn, fs, err
+}
+
 // field is one JSON member of a struct: its key and the Go selector that
 // reaches it (through flattened embedded structs).
 type field struct {

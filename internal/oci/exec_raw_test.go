@@ -44,12 +44,7 @@ func TestRawExecMatchesHelper(t *testing.T) {
 	writeSpec(t, bundle, spec)
 	r := newRuntime(t)
 	ctx := context.Background()
-	if err := r.Create(ctx, "rx", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx, "rx"); err != nil {
-		t.Fatal(err)
-	}
+	startQuiet(t, r, "rx", bundle)
 	script := `id; grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Umask)' /proc/self/status
 		ulimit -n; ulimit -u; pwd; env | sort; cat /proc/self/oom_score_adj; mkdir /tmp/x 2>&1; echo mkdir=$?
 		echo proc-owner=$(stat -c %u /proc/$$)

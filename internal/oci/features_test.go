@@ -24,12 +24,7 @@ func TestExecIntoRunningContainer(t *testing.T) {
 	writeSpec(t, bundle, spec)
 	r := newRuntime(t)
 	ctx := context.Background()
-	if err := r.Create(ctx, "ex", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx, "ex"); err != nil {
-		t.Fatal(err)
-	}
+	startQuiet(t, r, "ex", bundle)
 	var buf bytes.Buffer
 	w, done := pipeCollect(t, &buf)
 	p := *spec.Process

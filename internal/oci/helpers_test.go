@@ -119,6 +119,19 @@ func runOut(t *testing.T, r *Runtime, id, bundle string, spec *specs.Spec) (stri
 	return out.String(), code
 }
 
+// startQuiet creates and starts container id from bundle with its stdio on
+// /dev/null.
+func startQuiet(t *testing.T, r *Runtime, id, bundle string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.Create(ctx, id, CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func devNull(t *testing.T) *os.File {
 	f, err := os.Open(os.DevNull)
 	if err != nil {

@@ -306,12 +306,7 @@ func TestJoinTimeNamespace(t *testing.T) {
 	writeSpec(t, bundle, spec)
 	r := newRuntime(t)
 	ctx := context.Background()
-	if err := r.Create(ctx, "timens", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx, "timens"); err != nil {
-		t.Fatal(err)
-	}
+	startQuiet(t, r, "timens", bundle)
 	// An exec'd process joins the container's time namespace too.
 	var buf bytes.Buffer
 	w, done := pipeCollect(t, &buf)
@@ -445,16 +440,10 @@ func TestJoinOwnUserNamespace(t *testing.T) {
 func TestUserNamespaceSharedPid(t *testing.T) {
 	ns := pinNamespaces(t, 0)
 	r := newRuntime(t)
-	ctx := context.Background()
 	bundle, spec := userNSBundle(t, "/bin/sleep", "60")
 	setNamespace(spec, specs.UserNamespace, ns["user"])
 	writeSpec(t, bundle, spec)
-	if err := r.Create(ctx, "pod-a", CreateOptions{Bundle: bundle, Stdin: devNull(t), Stdout: devNull(t), Stderr: devNull(t)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(ctx, "pod-a"); err != nil {
-		t.Fatal(err)
-	}
+	startQuiet(t, r, "pod-a", bundle)
 	st, err := r.State("pod-a")
 	if err != nil {
 		t.Fatal(err)
